@@ -1,0 +1,147 @@
+"""StoryFlow's one error tree. Every failure a user can see is one of these, with a hint.
+
+    StoryFlowError
+     ├── InputError                  bad input, refused before anything runs
+     │    ├── UnsafeURL              not http(s), option-like, tool prefixes, credentials, …
+     │    ├── PrivateAddress         resolves to loopback/private/link-local/CGNAT
+     │    └── ConfigError            a bad key or value in the config or environment
+     ├── JobRefused                  the job was not accepted
+     │    ├── OwnerLimitReached      too many unfinished jobs for this owner
+     │    └── UnknownJob             no job with that id (for this owner)
+     └── DownloadError               a download failed (gallery-dl / yt-dlp)
+          ├── LoginRequired          cookies or a login are needed
+          ├── NotFound               private, deleted or never existed
+          ├── UnsupportedURL         neither tool knows the site
+          ├── RateLimited            the site said slow down
+          ├── TooLarge               over the size or item limit
+          ├── NetworkError           DNS, refused, reset, TLS
+          ├── DownloadTimeout        the job ran out of wall-clock time
+          ├── NoMedia                the tools ran fine but found nothing
+          └── ToolCrashed            the tool died in a way we cannot read
+
+Download errors are made in exactly one place, ``storyflow.download._classify``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class StoryFlowError(Exception):
+    """Base of all StoryFlow errors. ``str()`` is the user-facing message; ``hint`` says what to do."""
+
+    kind: ClassVar[str] = "error"
+    default_hint: ClassVar[str] = ""
+    # How much a user learns from this error; when two tools fail, the higher one is shown.
+    informativeness: ClassVar[int] = 0
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+
+    def user_text(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+class InputError(StoryFlowError):
+    kind = "input"
+
+
+class UnsafeURL(InputError):
+    kind = "unsafe_url"
+    default_hint = "send a plain http:// or https:// link"
+
+
+class PrivateAddress(InputError):
+    kind = "private_address"
+    default_hint = "links to local or private network addresses are refused"
+
+
+class ConfigError(InputError):
+    kind = "config"
+    default_hint = "fix the config file or the STORYFLOW_* variable and try again"
+
+
+class JobRefused(StoryFlowError):
+    kind = "refused"
+
+
+class OwnerLimitReached(JobRefused):
+    kind = "owner_limit"
+    default_hint = "wait for a job to finish or cancel one"
+
+
+class UnknownJob(JobRefused):
+    kind = "unknown_job"
+    default_hint = "see the queue for job ids"
+
+
+class DownloadError(StoryFlowError):
+    kind = "download"
+    informativeness = 1
+
+
+class LoginRequired(DownloadError):
+    kind = "login_required"
+    default_hint = "this content needs a login: add cookies for the site"
+    informativeness = 9
+
+
+class NotFound(DownloadError):
+    kind = "not_found"
+    default_hint = "the post is private, deleted or the link is wrong"
+    informativeness = 8
+
+
+class TooLarge(DownloadError):
+    kind = "too_large"
+    default_hint = "the file or gallery is over the configured limit"
+    informativeness = 8
+
+
+class RateLimited(DownloadError):
+    kind = "rate_limited"
+    default_hint = "the site is rate limiting; try again later"
+    informativeness = 7
+
+
+class NoMedia(DownloadError):
+    kind = "no_media"
+    default_hint = "no downloadable media was found at that link"
+    informativeness = 5
+
+
+class DownloadTimeout(DownloadError):
+    kind = "timeout"
+    default_hint = "the download took longer than the job time limit"
+    informativeness = 6
+
+
+class NetworkError(DownloadError):
+    kind = "network"
+    default_hint = "the site could not be reached; try again later"
+    informativeness = 4
+
+
+class UnsupportedURL(DownloadError):
+    kind = "unsupported"
+    default_hint = "neither gallery-dl nor yt-dlp supports this site"
+    informativeness = 3
+
+
+class ToolCrashed(DownloadError):
+    kind = "tool_crashed"
+    default_hint = "the downloader failed unexpectedly; try again or report the link"
+    informativeness = 2
+
+
+def error_class_for_kind(kind: str) -> type[StoryFlowError]:
+    """The class a persisted ``error_kind`` names (for rebuilding an error from the store)."""
+    stack: list[type[StoryFlowError]] = [StoryFlowError]
+    while stack:
+        cls = stack.pop()
+        if cls.kind == kind:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return StoryFlowError

@@ -1,0 +1,533 @@
+"""The download engine: jobs in, files and progress out, never blocking the event loop.
+
+One task per job. A job waits for the shared :class:`trio.CapacityLimiter` only while its download
+processes run; its delivery (upload, copy, …) runs beside the download, fed file by file through a memory
+channel, and finishes after the limiter is released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import shutil
+import unicodedata
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Protocol
+
+import attrs
+import trio
+
+from .._errors import (
+    DownloadError,
+    DownloadTimeout,
+    NoMedia,
+    OwnerLimitReached,
+    StoryFlowError,
+    TooLarge,
+    UnknownJob,
+)
+from .._util import single_error
+from ..config import DownloadConfig
+from ..jobs import FileState, Job, JobFile, JobRequest, JobState, JobStore, kind_for_name
+from ._classify import classify, more_informative
+from ._events import DownloadProgress, EngineEvent, FileReady, JobUpdated, Notice, QueueMoved
+from ._process import run_tool
+from ._tools import FileLine, ProgressLine, Tool, ToolLimits, gallery_dl_command, parse_line, route, ytdlp_command
+from ._urls import check_destination, validate_url
+
+log = logging.getLogger("storyflow.engine")
+
+HASH_CHUNK = 1024 * 1024
+
+
+class Delivery(Protocol):
+    """Where finished files go: Telegram for the userbot, a folder for the CLI."""
+
+    async def deliver(self, handle: DeliveryHandle) -> None:
+        """Consume ``handle.files`` until it ends, marking each file delivered or failed."""
+
+
+@attrs.define(eq=False)
+class DeliveryHandle:
+    """One job's delivery: the files as they land, and the way to report what became of them."""
+
+    job: Job
+    folder: Path
+    files: trio.MemoryReceiveChannel[JobFile]
+    _store: JobStore
+    _emit: Callable[[EngineEvent], None]
+
+    async def delivered(self, file: JobFile) -> None:
+        await self._store.set_file_state(file.job_id, file.index, FileState.DELIVERED)
+
+    async def failed(self, file: JobFile, error: StoryFlowError) -> None:
+        log.info("job %d: file %d not delivered: %s", file.job_id, file.index, error.message)
+        await self._store.set_file_state(file.job_id, file.index, FileState.FAILED)
+        self._emit(Notice(file.job_id, f"{file.name}: {error.user_text()}"))
+
+
+@attrs.frozen
+class _Found:
+    """A file a tool reported, checked to be a regular file inside the job folder."""
+
+    relative: str
+    size: int
+    sha256: str
+
+
+def safe_display_name(tool_path: str, title: str = "") -> str:
+    """A file name built from nothing but safe characters; the remote side chooses none of it verbatim."""
+    reported = Path(tool_path)
+    suffix = reported.suffix.lower()
+    if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
+        suffix = ""
+    stem = unicodedata.normalize("NFKC", title or reported.stem)
+    stem = re.sub(r"[^\w\-. ]+", "_", stem, flags=re.UNICODE)
+    stem = re.sub(r"[\s_]+", "_", stem).strip("._- ")[:60] or "file"
+    return stem + suffix
+
+
+def _inspect(folder: Path, reported: str, max_size: int) -> _Found | None:
+    """Blocking: resolve, check and hash one reported file. None if it is not a file of this job."""
+    path = Path(reported)
+    if not path.is_absolute():
+        path = folder / path
+    if path.is_symlink():
+        return None
+    resolved = path.resolve()
+    root = folder.resolve()
+    if not resolved.is_relative_to(root) or resolved == root or not resolved.is_file():
+        return None
+    size = resolved.stat().st_size
+    if size > max_size:
+        resolved.unlink()
+        raise TooLarge(f"{safe_display_name(reported)} is {size} bytes; the limit is {max_size}")
+    digest = hashlib.sha256()
+    with resolved.open("rb") as stream:
+        while chunk := stream.read(HASH_CHUNK):
+            digest.update(chunk)
+    return _Found(str(resolved.relative_to(root)), size, digest.hexdigest())
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@attrs.define(eq=False)
+class _Running:
+    scope: trio.CancelScope
+    cancelled: bool = False
+
+
+@attrs.define(eq=False)
+class Engine:
+    """Accepts jobs and runs them. Obtain one from :func:`open_engine`."""
+
+    store: JobStore
+    settings: DownloadConfig
+    jobs_dir: Path
+    delivery: Delivery
+    cache_dir: Path | None = None
+    _limiter: trio.CapacityLimiter = attrs.field(init=False)
+    _start: trio.MemorySendChannel[int] = attrs.field(init=False)
+    _observers: list[Callable[[EngineEvent], None]] = attrs.field(init=False, factory=list)
+    _running: dict[int, _Running] = attrs.field(init=False, factory=dict)
+    _waiting: list[int] = attrs.field(init=False, factory=list)  # queued job ids in limiter order
+    _owner_lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
+    live_processes: int = attrs.field(init=False, default=0)
+
+    def __attrs_post_init__(self) -> None:
+        self._limiter = trio.CapacityLimiter(self.settings.max_concurrent)
+
+    # -- public API ---------------------------------------------------------------------------------------
+
+    def subscribe(self, observer: Callable[[EngineEvent], None]) -> Callable[[], None]:
+        """Call ``observer`` with every event from now on; returns the unsubscribe function."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
+    async def validate(self, urls: tuple[str, ...]) -> tuple[str, ...]:
+        """Normalise and check every URL (including where it points); raises the first problem found."""
+        if not urls:
+            raise UnknownJob("no links given", hint="send one or more http(s) links")
+        checked = tuple(validate_url(url) for url in urls)
+        for url in checked:
+            await check_destination(url, allow_private=self.settings.allow_private_addresses)
+        return checked
+
+    async def submit(self, request: JobRequest) -> Job:
+        """Validate, persist and queue a job. Raises an :class:`InputError` or :class:`JobRefused`."""
+        urls = await self.validate(request.urls)
+        async with self._owner_lock:  # count-then-insert must not interleave for one owner
+            unfinished = await self.store.unfinished_count(request.owner)
+            if unfinished >= self.settings.max_jobs_per_owner:
+                raise OwnerLimitReached(
+                    f"you already have {unfinished} unfinished jobs (limit {self.settings.max_jobs_per_owner})"
+                )
+            job = await self.store.add_job(attrs.evolve(request, urls=urls))
+        self._enqueue(job)
+        return job
+
+    def queue_position(self, job_id: int) -> int | None:
+        """1-based place among jobs waiting for a download slot; None if not waiting."""
+        try:
+            return self._waiting.index(job_id) + 1
+        except ValueError:
+            return None
+
+    def is_active(self, job_id: int) -> bool:
+        return job_id in self._running
+
+    async def cancel(self, job_id: int, *, owner: int | None = None) -> Job:
+        """Cancel a queued or running job: its processes die, its partial files go."""
+        job = await self.store.get_job(job_id)
+        if job is None or (owner is not None and job.owner != owner):
+            raise UnknownJob(f"no job #{job_id}")
+        running = self._running.get(job_id)
+        if running is not None:
+            running.cancelled = True
+            running.scope.cancel()
+            return job
+        if job.finished:
+            return job
+        # Unfinished in the store but not run by this engine (not resumed yet): finish it here.
+        job = await self.store.set_state(job_id, JobState.CANCELLED)
+        self._emit(JobUpdated(job))
+        return job
+
+    async def retry(self, job_id: int, *, owner: int | None = None) -> Job:
+        job = await self.store.get_job(job_id)
+        if job is None or (owner is not None and job.owner != owner):
+            raise UnknownJob(f"no job #{job_id}")
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise UnknownJob(f"job #{job_id} is {job.state}; only failed or cancelled jobs can be retried")
+        job = await self.store.set_state(job_id, JobState.QUEUED)
+        self._enqueue(job)
+        return job
+
+    # -- internals ----------------------------------------------------------------------------------------
+
+    def _emit(self, event: EngineEvent) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(event)
+            except Exception:
+                log.exception("observer %r failed on %s", observer, type(event).__name__)
+
+    def _enqueue(self, job: Job) -> None:
+        self._waiting.append(job.id)
+        self._running[job.id] = _Running(trio.CancelScope())
+        self._emit(JobUpdated(job, position=self.queue_position(job.id)))
+        self._start.send_nowait(job.id)
+
+    def folder_for(self, job_id: int) -> Path:
+        return self.jobs_dir / str(job_id)
+
+    async def _set_state(self, job_id: int, state: JobState, error: StoryFlowError | None = None) -> Job:
+        job = await self.store.set_state(
+            job_id,
+            state,
+            error_kind=error.kind if error else None,
+            error=error.user_text() if error else None,
+        )
+        self._emit(JobUpdated(job))
+        return job
+
+    async def _run_job(self, job_id: int) -> None:
+        running = self._running[job_id]
+        folder = self.folder_for(job_id)
+        outcome: StoryFlowError | None = None
+        # False only when the engine itself is shutting down: the job then stays unfinished and resumes.
+        settled = False
+        try:
+            with running.scope:
+                outcome = await self._download_and_deliver(job_id, folder)
+            settled = True
+        except Exception as exc:  # a bug must fail its job, not the engine
+            log.exception("job %d crashed", job_id)
+            outcome = StoryFlowError(f"internal error: {type(exc).__name__}", hint="see the log")
+            settled = True
+        finally:
+            with trio.CancelScope(shield=True):
+                self._leave_queue(job_id)
+                self._running.pop(job_id, None)
+                if settled:
+                    await self._finish(job_id, folder, outcome, cancelled=running.cancelled)
+
+    async def _finish(self, job_id: int, folder: Path, outcome: StoryFlowError | None, *, cancelled: bool) -> None:
+        job = await self.store.get_job(job_id)
+        assert job is not None
+        if cancelled:
+            await self._set_state(job_id, JobState.CANCELLED)
+        else:
+            delivered = any(f.state is FileState.DELIVERED for f in job.files)
+            if outcome is None or (delivered and isinstance(outcome, DownloadError)):
+                # Partial success still counts as done; the error stays on the job for the summary.
+                await self._set_state(job_id, JobState.DONE, outcome)
+            else:
+                await self._set_state(job_id, JobState.FAILED, outcome)
+        await trio.to_thread.run_sync(_remove_tree, folder)
+
+    def _leave_queue(self, job_id: int) -> None:
+        if job_id in self._waiting:
+            self._waiting.remove(job_id)
+            self._emit(QueueMoved({j: i for i, j in enumerate(self._waiting, start=1)}))
+
+    async def _download_and_deliver(self, job_id: int, folder: Path) -> StoryFlowError | None:
+        job = await self.store.get_job(job_id)
+        assert job is not None
+        send, receive = trio.open_memory_channel[JobFile](math.inf)
+        handle = DeliveryHandle(job, folder, receive, self.store, self._emit)
+        download_error: StoryFlowError | None = None
+        delivery_error: StoryFlowError | None = None
+
+        async def deliver() -> None:
+            nonlocal delivery_error
+            try:
+                await self.delivery.deliver(handle)
+            except StoryFlowError as exc:
+                # Nowhere left to deliver to: downloading more would be wasted.
+                delivery_error = exc
+                nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(deliver)
+            with send:
+                async with self._limiter:
+                    self._leave_queue(job_id)
+                    job = await self._set_state(job_id, JobState.DOWNLOADING)
+                    try:
+                        with trio.fail_after(self.settings.job_timeout):
+                            await self._download(job, folder, send)
+                    except trio.TooSlowError:
+                        download_error = DownloadTimeout(
+                            f"the download did not finish within {self.settings.job_timeout:g} s"
+                        )
+                    except DownloadError as exc:
+                        download_error = exc
+                await self._set_state(job_id, JobState.DELIVERING)
+        return delivery_error or download_error
+
+    async def _download(self, job: Job, folder: Path, send: trio.MemorySendChannel[JobFile]) -> None:
+        await trio.to_thread.run_sync(lambda: folder.mkdir(mode=0o700, parents=True, exist_ok=True))
+        known = {f.path: f for f in job.files}
+        # Files downloaded before a restart but never delivered go out first.
+        for file in job.files:
+            if file.state is FileState.COMPLETE and (folder / file.path).is_file():
+                await send.send(file)
+        errors: list[DownloadError] = []
+        for url_index, url in enumerate(job.urls, start=1):
+            if len(known) >= self.settings.max_items:
+                self._emit(Notice(job.id, f"stopped at {self.settings.max_items} files (the per-job limit)"))
+                break
+            try:
+                await self._download_url(job, folder, url, url_index, known, send)
+            except DownloadError as exc:
+                log.info("job %d: %s failed: %s", job.id, url, exc.message)
+                errors.append(exc)
+        if errors and len(errors) == len(job.urls):
+            raise errors[0] if len(errors) == 1 else _most_informative(errors)
+        for error in errors:
+            self._emit(Notice(job.id, error.user_text()))
+
+    async def _download_url(
+        self,
+        job: Job,
+        folder: Path,
+        url: str,
+        url_index: int,
+        known: dict[str, JobFile],
+        send: trio.MemorySendChannel[JobFile],
+    ) -> None:
+        # Check again at download time: a resumed job's host may point elsewhere now.
+        await check_destination(url, allow_private=self.settings.allow_private_addresses)
+        chosen = await trio.to_thread.run_sync(
+            lambda: route(url, ytdlp_first_hosts=self.settings.prefer_ytdlp_for)
+        )
+        limits = ToolLimits(self.settings.max_file_size, max(1, self.settings.max_items - len(known)))
+        failures: list[DownloadError] = []
+        for tool in chosen.tools:
+            if tool is Tool.GALLERY_DL:
+                command = gallery_dl_command(
+                    url, folder, module=chosen.gallery_dl_module, limits=limits,
+                    cache_file=self.cache_dir / "gallery-dl.sqlite3" if self.cache_dir else None,
+                )
+            else:
+                command = ytdlp_command(
+                    url, folder, extractor=chosen.ytdlp_extractor, options=job.options, limits=limits,
+                    cache_dir=self.cache_dir / "yt-dlp" if self.cache_dir else None,
+                )
+            before = len(known)
+            try:
+                await self._run_one_tool(tool, command, job, folder, url, url_index, known, send)
+                return
+            except DownloadError as exc:
+                failures.append(exc)
+                # Once a tool has delivered part of a gallery, a second tool would send it all again.
+                if len(known) > before or isinstance(exc, TooLarge):
+                    break
+        raise _most_informative(failures)
+
+    async def _run_one_tool(
+        self,
+        tool: Tool,
+        command: list[str],
+        job: Job,
+        folder: Path,
+        url: str,
+        url_index: int,
+        known: dict[str, JobFile],
+        send: trio.MemorySendChannel[JobFile],
+    ) -> None:
+        found_lines: trio.MemorySendChannel[FileLine]
+        found_lines, found_receive = trio.open_memory_channel[FileLine](math.inf)
+        seen_any = False
+
+        def on_stdout(line: str) -> None:
+            nonlocal seen_any
+            parsed = parse_line(tool, line)
+            if isinstance(parsed, FileLine):
+                seen_any = True
+                found_lines.send_nowait(parsed)
+            elif isinstance(parsed, ProgressLine):
+                self._emit(DownloadProgress(
+                    job.id, url_index, len(job.urls), len(known), parsed.filename,
+                    parsed.downloaded, parsed.total, parsed.speed, parsed.eta,
+                ))
+
+        def on_stderr(line: str) -> None:
+            if tool is Tool.GALLERY_DL:  # gallery-dl's progress goes to stderr
+                on_stdout(line)
+
+        async def publish_all() -> None:
+            async for found in found_receive:
+                await self._publish(job, folder, url, found, known, send)
+
+        started = False
+
+        def counted(process: trio.Process) -> None:
+            nonlocal started
+            started = True
+            self.live_processes += 1
+
+        log.debug("job %d: %s %s", job.id, tool, url)
+        with single_error():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(publish_all)
+                try:
+                    with found_lines:
+                        result = await run_tool(
+                            command, cwd=folder, on_stdout_line=on_stdout, on_stderr_line=on_stderr,
+                            on_started=counted,
+                        )
+                finally:
+                    if started:
+                        self.live_processes -= 1
+        if result.returncode not in (0, 101):  # yt-dlp's 101: --max-downloads reached, not a failure
+            raise classify(tool, result.returncode, result.stderr_tail)
+        if not seen_any:
+            error = classify(tool, 1, result.stderr_tail)
+            if isinstance(error, TooLarge):
+                raise error
+            raise NoMedia(f"{tool}: no media found at {url}")
+
+    async def _publish(
+        self,
+        job: Job,
+        folder: Path,
+        url: str,
+        found: FileLine,
+        known: dict[str, JobFile],
+        send: trio.MemorySendChannel[JobFile],
+    ) -> None:
+        checked = await trio.to_thread.run_sync(_inspect, folder, found.path, self.settings.max_file_size)
+        if checked is None:
+            log.warning("job %d: ignoring a reported path outside its folder", job.id)
+            return
+        previous = known.get(checked.relative)
+        if previous is not None:
+            if previous.sha256 == checked.sha256:
+                return  # reported again (a skip on resume, or a second print): already handled
+            # Re-downloaded with other bytes: the new file replaces the old record.
+            file = await self.store.update_file(job.id, previous.index, size=checked.size, sha256=checked.sha256)
+        else:
+            file = await self.store.add_file(
+                job.id,
+                path=checked.relative,
+                name=safe_display_name(checked.relative, found.title),
+                size=checked.size,
+                sha256=checked.sha256,
+                kind=kind_for_name(checked.relative),
+                source_url=found.source_url or url,
+                title=found.title,
+                uploader=found.uploader,
+            )
+        known[checked.relative] = file
+        self._emit(FileReady(file))
+        await send.send(file)
+
+    async def _resume(self) -> None:
+        for job in await self.store.unfinished_jobs():
+            if job.state is not JobState.QUEUED:
+                job = await self.store.set_state(job.id, JobState.QUEUED)
+            log.info("resuming job %d", job.id)
+            self._enqueue(job)
+
+    async def _sweep(self) -> None:
+        """Remove job folders no unfinished job owns (left by crashes)."""
+        keep = {str(job.id) for job in await self.store.unfinished_jobs()}
+
+        def sweep() -> None:
+            self.jobs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for entry in self.jobs_dir.iterdir():
+                if entry.name not in keep:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+
+        await trio.to_thread.run_sync(sweep)
+
+    async def _serve(self, receive: trio.MemoryReceiveChannel[int]) -> None:
+        async with trio.open_nursery() as nursery:
+            async for job_id in receive:
+                nursery.start_soon(self._run_job, job_id)
+
+
+def _most_informative(errors: list[DownloadError]) -> DownloadError:
+    best = errors[0]
+    for error in errors[1:]:
+        best = more_informative(best, error)
+    return best
+
+
+@asynccontextmanager
+async def open_engine(
+    store: JobStore,
+    settings: DownloadConfig,
+    *,
+    jobs_dir: Path,
+    delivery: Delivery,
+    cache_dir: Path | None = None,
+    resume: bool = True,
+) -> AsyncIterator[Engine]:
+    """Run an engine for the duration of the block: sweeps orphan folders, resumes unfinished jobs.
+
+    Leaving the block cancels running jobs; they stay unfinished in the store and resume on the next start.
+    """
+    engine = Engine(store, settings, jobs_dir, delivery, cache_dir)
+    send, receive = trio.open_memory_channel[int](math.inf)
+    engine._start = send
+    await engine._sweep()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(engine._serve, receive)
+        if resume:
+            await engine._resume()
+        try:
+            yield engine
+        finally:
+            nursery.cancel_scope.cancel()
