@@ -1,0 +1,96 @@
+"""Per-test fault injection: flood waits, dropped connections, RPC delay, bandwidth."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import trio
+
+from ._errors import RpcFailure
+
+
+class DropConnection(Exception):
+    """Raised inside a connection to cut it without an answer, as a flaky network would."""
+
+
+def normalize_method_name(name: str | type) -> str:
+    """'messages.sendMessage', 'messages.SendMessageRequest' or the class → 'messages.sendMessage'."""
+    if isinstance(name, type):
+        module = name.__module__.rpartition("telethon.tl.functions")[2].lstrip(".")
+        name = f"{module}.{name.__name__}" if module else name.__name__
+    namespace, _, method = name.rpartition(".")
+    method = method.removesuffix("Request")
+    method = method[:1].lower() + method[1:]
+    return f"{namespace}.{method}" if namespace else method
+
+
+@attrs.define(eq=False)
+class _FloodRule:
+    seconds: int
+    remaining: int
+    premium: bool
+
+
+@attrs.define(eq=False)
+class Throttle:
+    """A token bucket shared by every connection: one direction of the simulated link."""
+
+    bytes_per_second: float | None = None
+    _available_at: float = 0.0
+    _lock: trio.Lock = attrs.field(factory=trio.Lock)
+
+    async def consume(self, byte_count: int) -> None:
+        rate = self.bytes_per_second
+        if rate is None:
+            return
+        async with self._lock:
+            now = trio.current_time()
+            # No credit for idle time beyond a 50 ms burst, so a quiet link does not turn into a fast one.
+            start = max(self._available_at, now - 0.05)
+            self._available_at = start + byte_count / rate
+            await trio.sleep_until(self._available_at)
+
+
+@attrs.define(eq=False)
+class FaultPlan:
+    rpc_delay: float = 0.0
+    upstream: Throttle = attrs.field(factory=Throttle)
+    downstream: Throttle = attrs.field(factory=Throttle)
+    _floods: dict[str, list[_FloodRule]] = attrs.field(factory=dict)
+    _drop_after_requests: float = math.inf
+    _drop_after_bytes: float = math.inf
+    connections_dropped: int = 0
+
+    def inject_flood_wait(self, method: str | type, seconds: int, *, count: int, premium: bool) -> None:
+        rule = _FloodRule(seconds=seconds, remaining=count, premium=premium)
+        self._floods.setdefault(normalize_method_name(method), []).append(rule)
+
+    def check_flood(self, method: str) -> None:
+        rules = self._floods.get(method)
+        if not rules:
+            return
+        rule = rules[0]
+        rule.remaining -= 1
+        if rule.remaining <= 0:
+            rules.pop(0)
+        prefix = "FLOOD_PREMIUM_WAIT" if rule.premium else "FLOOD_WAIT"
+        raise RpcFailure(420, f"{prefix}_{rule.seconds}")
+
+    def drop_after(self, *, requests: int | None, bytes: int | None) -> None:
+        self._drop_after_requests = math.inf if requests is None else requests
+        self._drop_after_bytes = math.inf if bytes is None else bytes
+
+    def count_request(self) -> None:
+        self._drop_after_requests -= 1
+        if self._drop_after_requests < 0:
+            self._drop_after_requests = math.inf
+            self.connections_dropped += 1
+            raise DropConnection
+
+    def count_bytes(self, byte_count: int) -> None:
+        self._drop_after_bytes -= byte_count
+        if self._drop_after_bytes <= 0:
+            self._drop_after_bytes = math.inf
+            self.connections_dropped += 1
+            raise DropConnection
