@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -77,20 +78,24 @@ async def test_unknown_auth_key_gets_404(server: LoopbackTelegram) -> None:
 
 
 async def test_two_accounts_message_each_other_with_live_updates(server: LoopbackTelegram) -> None:
-    async with open_client(server, server.owner) as owner, open_client(server, server.friend) as friend:
-        async with collect(friend, events.NewMessage) as to_friend, collect(owner, events.NewMessage) as to_owner:
-            await call(friend.get_me)()
-            sent = await call(owner.send_message)("storyflow_friend", "hello friend")
-            received = await next_event(to_friend)
-            assert received.message.message == "hello friend"
-            assert received.message.id == sent.id
-            assert received.sender_id == server.owner.user_id
-            assert not received.message.out
+    async with (
+        open_client(server, server.owner) as owner,
+        open_client(server, server.friend) as friend,
+        collect(friend, events.NewMessage) as to_friend,
+        collect(owner, events.NewMessage) as to_owner,
+    ):
+        await call(friend.get_me)()
+        sent = await call(owner.send_message)("storyflow_friend", "hello friend")
+        received = await next_event(to_friend)
+        assert received.message.message == "hello friend"
+        assert received.message.id == sent.id
+        assert received.sender_id == server.owner.user_id
+        assert not received.message.out
 
-            await call(friend.send_message)(server.owner.user_id, "hi owner", reply_to=received.message.id)
-            back = await next_event(to_owner)
-            assert back.message.message == "hi owner"
-            assert back.message.reply_to_msg_id == sent.id
+        await call(friend.send_message)(server.owner.user_id, "hi owner", reply_to=received.message.id)
+        back = await next_event(to_owner)
+        assert back.message.message == "hi owner"
+        assert back.message.reply_to_msg_id == sent.id
 
     records = server.messages(server.owner, server.friend)
     assert [(r.sender.name, r.text, r.reply_to) for r in records] == [
@@ -103,43 +108,47 @@ async def test_owner_messages_reach_owner_other_connections_as_outgoing(server: 
     async with (
         open_client(server, server.owner) as userbot,
         open_client(server, server.owner, new_device=True) as phone,
+        collect(userbot, events.NewMessage(outgoing=True)) as commands,
     ):
-        async with collect(userbot, events.NewMessage(outgoing=True)) as commands:
-            await call(userbot.get_me)()
-            await call(phone.send_message)("me", ".dl https://example.invalid/video")
-            command = await next_event(commands)
-            assert command.message.out
-            assert command.message.message == ".dl https://example.invalid/video"
-            assert command.chat_id == server.owner.user_id  # Saved Messages
+        await call(userbot.get_me)()
+        await call(phone.send_message)("me", ".dl https://example.invalid/video")
+        command = await next_event(commands)
+        assert command.message.out
+        assert command.message.message == ".dl https://example.invalid/video"
+        assert command.chat_id == server.owner.user_id  # Saved Messages
 
-            server.send_message(server.owner, server.friend, "typed on another device")
-            typed = await next_event(commands)
-            assert typed.message.message == "typed on another device"
-            assert typed.chat_id == server.friend.user_id
+        server.send_message(server.owner, server.friend, "typed on another device")
+        typed = await next_event(commands)
+        assert typed.message.message == "typed on another device"
+        assert typed.chat_id == server.friend.user_id
 
 
 async def test_edit_and_delete_push_updates(server: LoopbackTelegram) -> None:
-    async with open_client(server, server.owner) as owner, open_client(server, server.friend) as friend:
-        async with collect(friend, events.MessageEdited) as edits, collect(friend, events.MessageDeleted) as deletes:
-            await call(friend.get_me)()
-            status = await call(owner.send_message)("storyflow_friend", "downloading…")
+    async with (
+        open_client(server, server.owner) as owner,
+        open_client(server, server.friend) as friend,
+        collect(friend, events.MessageEdited) as edits,
+        collect(friend, events.MessageDeleted) as deletes,
+    ):
+        await call(friend.get_me)()
+        status = await call(owner.send_message)("storyflow_friend", "downloading…")
+        await call(owner.edit_message)("storyflow_friend", status.id, "uploading 50%")
+        edited = await next_event(edits)
+        assert edited.message.message == "uploading 50%"
+        assert server.message(status.id).edit_date is not None
+
+        with pytest.raises(errors.MessageNotModifiedError):
             await call(owner.edit_message)("storyflow_friend", status.id, "uploading 50%")
-            edited = await next_event(edits)
-            assert edited.message.message == "uploading 50%"
-            assert server.message(status.id).edit_date is not None
 
-            with pytest.raises(errors.MessageNotModifiedError):
-                await call(owner.edit_message)("storyflow_friend", status.id, "uploading 50%")
+        await call(owner.delete_messages)("storyflow_friend", [status.id])
+        deleted = await next_event(deletes)
+        assert deleted.deleted_ids == [status.id]
+        assert server.message(status.id).deleted
+        with pytest.raises(errors.MessageIdInvalidError):
+            await call(owner.edit_message)("storyflow_friend", status.id, "done")
 
-            await call(owner.delete_messages)("storyflow_friend", [status.id])
-            deleted = await next_event(deletes)
-            assert deleted.deleted_ids == [status.id]
-            assert server.message(status.id).deleted
-            with pytest.raises(errors.MessageIdInvalidError):
-                await call(owner.edit_message)("storyflow_friend", status.id, "done")
-
-            history = await call(owner.get_messages)("storyflow_friend", limit=10)
-            assert [m.id for m in history] == []
+        history = await call(owner.get_messages)("storyflow_friend", limit=10)
+        assert [m.id for m in history] == []
 
 
 async def test_random_id_reuse_is_rejected(server: LoopbackTelegram) -> None:
@@ -175,18 +184,24 @@ async def test_send_photo_video_and_document_keep_attributes(server: LoopbackTel
         assert downloaded == video_bytes
 
     photo_record, video_record, doc_record = server.messages(server.owner, server.friend)
-    assert photo_record.media is not None and photo_record.media.kind == "photo"
+    assert photo_record.media is not None
+    assert photo_record.media.kind == "photo"
     assert photo_record.text == "a photo"
     assert photo_record.media.sha256 == hashlib.sha256(PNG_1x1).hexdigest()
     assert (photo_record.media.width, photo_record.media.height) == (1, 1)
     media = video_record.media
-    assert media is not None and media.kind == "video"
-    assert media.duration == 12.5 and media.supports_streaming
-    assert media.video is not None and (media.video.w, media.video.h) == (640, 360)
-    assert media.mime_type == "video/mp4" and media.file_name == "clip.mp4"
+    assert media is not None
+    assert media.kind == "video"
+    assert media.duration == 12.5
+    assert media.supports_streaming
+    assert media.video is not None
+    assert (media.video.w, media.video.h) == (640, 360)
+    assert media.mime_type == "video/mp4"
+    assert media.file_name == "clip.mp4"
     assert media.has_thumbnail
     assert (media.size, media.sha256) == (len(video_bytes), hashlib.sha256(video_bytes).hexdigest())
-    assert doc_record.media is not None and doc_record.media.kind == "document"
+    assert doc_record.media is not None
+    assert doc_record.media.kind == "document"
     assert doc_record.media.file_name == "notes.txt"
 
 
@@ -196,18 +211,22 @@ async def test_album_keeps_grouping_and_captions(server: LoopbackTelegram) -> No
         item = io.BytesIO(PNG_1x1 if index == 0 else os.urandom(50_000 + index))
         item.name = "pic.png" if index == 0 else f"part{index}.bin"
         files.append(item)
-    async with open_client(server, server.owner) as owner, open_client(server, server.friend) as friend:
-        async with collect(friend, events.Album) as albums:
-            await call(friend.get_me)()
-            sent = await call(owner.send_file)(
-                "storyflow_friend", files, caption=["first", "second", "third"], force_document=True
-            )
-            album = await next_event(albums)
-            assert len(album.messages) == 3
+    async with (
+        open_client(server, server.owner) as owner,
+        open_client(server, server.friend) as friend,
+        collect(friend, events.Album) as albums,
+    ):
+        await call(friend.get_me)()
+        sent = await call(owner.send_file)(
+            "storyflow_friend", files, caption=["first", "second", "third"], force_document=True
+        )
+        album = await next_event(albums)
+        assert len(album.messages) == 3
     assert len(sent) == 3
     records = server.messages(server.owner, server.friend)
     assert [r.text for r in records] == ["first", "second", "third"]
-    assert len({r.grouped_id for r in records}) == 1 and records[0].grouped_id is not None
+    assert len({r.grouped_id for r in records}) == 1
+    assert records[0].grouped_id is not None
 
 
 async def test_thirty_megabyte_file_arrives_intact(server: LoopbackTelegram) -> None:
@@ -226,25 +245,31 @@ async def test_thirty_megabyte_file_arrives_intact(server: LoopbackTelegram) -> 
 
 async def test_large_uploads_can_be_hashed_and_discarded() -> None:
     payload = os.urandom(3 * 512 * 1024)
-    async with open_loopback_telegram(keep_file_bytes_limit=1024 * 1024) as server:
-        async with open_client(server, server.owner) as owner:
-            blob = io.BytesIO(payload)
-            blob.name = "blob.bin"
-            await call(owner.send_file)("me", blob, force_document=True)
+    async with (
+        open_loopback_telegram(keep_file_bytes_limit=1024 * 1024) as server,
+        open_client(server, server.owner) as owner,
+    ):
+        blob = io.BytesIO(payload)
+        blob.name = "blob.bin"
+        await call(owner.send_file)("me", blob, force_document=True)
     [record] = server.messages(server.owner)
-    assert record.media is not None and record.media.file.data is None
+    assert record.media is not None
+    assert record.media.file.data is None
     assert record.media.sha256 == hashlib.sha256(payload).hexdigest()
 
 
 async def test_pts_gap_is_recovered_with_get_difference(server: LoopbackTelegram) -> None:
-    async with open_client(server, server.owner) as owner, open_client(server, server.friend) as friend:
-        async with collect(friend, events.NewMessage) as to_friend:
-            await call(friend.get_me)()
-            server.withhold_updates(server.friend, 1)
-            await call(owner.send_message)("storyflow_friend", "lost on the way")
-            await call(owner.send_message)("storyflow_friend", "arrives live")
-            texts = {(await next_event(to_friend)).message.message for _ in range(2)}
-            assert texts == {"lost on the way", "arrives live"}
+    async with (
+        open_client(server, server.owner) as owner,
+        open_client(server, server.friend) as friend,
+        collect(friend, events.NewMessage) as to_friend,
+    ):
+        await call(friend.get_me)()
+        server.withhold_updates(server.friend, 1)
+        await call(owner.send_message)("storyflow_friend", "lost on the way")
+        await call(owner.send_message)("storyflow_friend", "arrives live")
+        texts = {(await next_event(to_friend)).message.message for _ in range(2)}
+        assert texts == {"lost on the way", "arrives live"}
     assert server.api.calls.get("updates.getDifference", 0) >= 1
 
 
@@ -267,7 +292,8 @@ async def test_drop_after_bytes_during_upload(server: LoopbackTelegram) -> None:
         blob.name = "blob.bin"
         await call(owner.send_file)("me", blob, force_document=True)
     [record] = server.messages(server.owner)
-    assert record.media is not None and record.media.sha256 == hashlib.sha256(payload).hexdigest()
+    assert record.media is not None
+    assert record.media.sha256 == hashlib.sha256(payload).hexdigest()
     assert server.faults.connections_dropped == 1
 
 
@@ -331,7 +357,8 @@ async def test_streamed_upload_rules(server: LoopbackTelegram) -> None:
         )
         await save(functions.messages.SendMediaRequest(types.InputPeerSelf(), media, "streamed"))
         [record] = server.messages(server.owner)
-        assert record.media is not None and record.media.sha256 == hashlib.sha256(payload).hexdigest()
+        assert record.media is not None
+        assert record.media.sha256 == hashlib.sha256(payload).hexdigest()
 
         with pytest.raises(errors.FilePartSizeInvalidError):
             await big(2, 0, -1, os.urandom(1000))
@@ -393,7 +420,8 @@ async def test_stories_are_listed_and_downloadable(server: LoopbackTelegram) -> 
     async with open_client(server, server.owner) as owner:
         friend_stories = await call(owner)(functions.stories.GetPeerStoriesRequest("storyflow_friend"))
         [item] = friend_stories.stories.stories
-        assert item.id == photo.id and isinstance(item.media, types.MessageMediaPhoto)
+        assert item.id == photo.id
+        assert isinstance(item.media, types.MessageMediaPhoto)
         assert await call(owner.download_media)(item.media, file=bytes) == PNG_1x1
 
         by_id = await call(owner)(functions.stories.GetStoriesByIDRequest("storyflow_news", [video.id, 999]))
@@ -409,14 +437,17 @@ async def test_stories_are_listed_and_downloadable(server: LoopbackTelegram) -> 
 
 async def test_group_messages_reach_every_member(server: LoopbackTelegram) -> None:
     group = server.create_group("Family", [server.owner, server.friend, server.stranger])
-    async with open_client(server, server.friend) as friend, open_client(server, server.stranger) as stranger:
-        async with collect(stranger, events.NewMessage) as to_stranger:
-            await call(stranger.get_me)()
-            await call(friend.get_dialogs)()
-            await call(friend.send_message)(types.PeerChat(group.chat_id), "hello group")
-            event = await next_event(to_stranger)
-            assert event.chat_id == -group.chat_id
-            assert event.message.message == "hello group"
+    async with (
+        open_client(server, server.friend) as friend,
+        open_client(server, server.stranger) as stranger,
+        collect(stranger, events.NewMessage) as to_stranger,
+    ):
+        await call(stranger.get_me)()
+        await call(friend.get_dialogs)()
+        await call(friend.send_message)(types.PeerChat(group.chat_id), "hello group")
+        event = await next_event(to_stranger)
+        assert event.chat_id == -group.chat_id
+        assert event.message.message == "hello group"
     assert [r.text for r in server.messages(group)] == ["hello group"]
 
 
@@ -437,13 +468,9 @@ async def test_wait_for_message_uses_events(server: LoopbackTelegram) -> None:
 
 async def test_standalone_process_prints_sessions() -> None:
     async with trio.open_nursery() as nursery:
+        command = [sys.executable, "-m", "storyflow.testing.telegram", "--port", "0", "--account", "extra"]
         process = await nursery.start(
-            lambda task_status: trio.run_process(
-                [sys.executable, "-m", "storyflow.testing.telegram", "--port", "0", "--account", "extra"],
-                stdout=subprocess.PIPE,
-                check=False,
-                task_status=task_status,
-            )
+            functools.partial(trio.run_process, command, stdout=subprocess.PIPE, check=False)
         )
         assert process.stdout is not None
         lines: dict[str, str] = {}

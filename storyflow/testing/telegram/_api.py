@@ -17,7 +17,18 @@ from telethon.tl.tlobject import TLObject, TLRequest
 
 from . import _render as render
 from ._errors import RpcFailure, bad_request
-from ._state import Account, Channel, Chat, Group, MediaKind, MessageRecord, StoredMedia, now_utc, random_long
+from ._state import (
+    Account,
+    Channel,
+    Chat,
+    Group,
+    MediaKind,
+    MessageContent,
+    MessageRecord,
+    StoredMedia,
+    now_utc,
+    random_long,
+)
 from ._uploads import PARTS_LIMIT_DEFAULT, PARTS_LIMIT_PREMIUM
 
 if TYPE_CHECKING:
@@ -336,8 +347,8 @@ class Api:
             raise bad_request("MESSAGE_EMPTY")
         if len(request.message) > MESSAGE_LENGTH_MAX:
             raise bad_request("MESSAGE_TOO_LONG")
-        content = dict(
-            text=request.message, entities=request.entities, random_id=request.random_id,
+        content = MessageContent(
+            request.message, tuple(request.entities or ()), random_id=request.random_id,
             reply_to=_reply_to(request.reply_to),
         )
         return self.server.post_messages(me, chat, [content], origin=connection)[1]
@@ -347,8 +358,8 @@ class Api:
         chat = self._chat(me, request.peer)
         self._check_caption(me, request.message)
         media = self._media(connection, request.media)
-        content = dict(
-            text=request.message, entities=request.entities, random_id=request.random_id, media=media,
+        content = MessageContent(
+            request.message, tuple(request.entities or ()), media=media, random_id=request.random_id,
             reply_to=_reply_to(request.reply_to),
         )
         return self.server.post_messages(me, chat, [content], origin=connection)[1]
@@ -366,9 +377,9 @@ class Api:
         for single in request.multi_media:
             self._check_caption(me, single.message)
             contents.append(
-                dict(
-                    text=single.message, entities=single.entities, random_id=single.random_id,
-                    media=self._media(connection, single.media), grouped_id=grouped_id, reply_to=reply_to,
+                MessageContent(
+                    single.message, tuple(single.entities or ()), media=self._media(connection, single.media),
+                    reply_to=reply_to, grouped_id=grouped_id, random_id=single.random_id,
                 )
             )
         return self.server.post_messages(me, chat, contents, origin=connection)[1]
@@ -423,7 +434,9 @@ class Api:
         box = self.server.box(me)
         return types.messages.AffectedMessages(pts=box.pts, pts_count=deleted)
 
-    def _messages_result(self, me: Account, records: list[MessageRecord], extra: list[TLObject] = ()) -> Any:
+    def _messages_result(
+        self, me: Account, records: list[MessageRecord], extra: list[TLObject]
+    ) -> types.messages.Messages:
         users, chats = self._users_and_chats(me, records)
         rendered: list[TLObject] = [render.message(r, me) for r in records]
         return types.messages.Messages(messages=rendered + list(extra), topics=[], chats=chats, users=users)
@@ -444,7 +457,7 @@ class Api:
                 missing.append(types.MessageEmpty(id=getattr(wanted, "id", 0)))
             else:
                 found.append(record)
-        return self._messages_result(me, found, missing)  # type: ignore[no-any-return]
+        return self._messages_result(me, found, missing)
 
     def get_history(self, connection: Connection, request: Any) -> TLObject:
         me = connection.account
@@ -515,7 +528,8 @@ class Api:
         else:
             if offset % 4096 or offset < 0:
                 raise bad_request("OFFSET_INVALID")
-            if limit <= 0 or limit % 4096 or _MEGABYTE % limit or offset // _MEGABYTE != (offset + limit - 1) // _MEGABYTE:
+            crosses_megabyte = offset // _MEGABYTE != (offset + limit - 1) // _MEGABYTE
+            if limit <= 0 or limit % 4096 or _MEGABYTE % limit or crosses_megabyte:
                 raise bad_request("LIMIT_INVALID")
         location = request.location
         if not isinstance(location, types.InputDocumentFileLocation | types.InputPhotoFileLocation):

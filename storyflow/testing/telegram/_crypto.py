@@ -62,7 +62,8 @@ def encrypt_server_message(
     padding = os.urandom(-(len(data) + 12) % 16 + 12)
     msg_key = hashlib.sha256(auth_key[96:128] + data + padding).digest()[8:24]
     aes_key, aes_iv = MTProtoState._calc_key(auth_key, msg_key, False)
-    return struct.pack("<Q", key_id) + msg_key + AES.encrypt_ige(data + padding, aes_key, aes_iv)
+    encrypted: bytes = AES.encrypt_ige(data + padding, aes_key, aes_iv)
+    return struct.pack("<Q", key_id) + msg_key + encrypted
 
 
 @attrs.define

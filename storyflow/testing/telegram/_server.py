@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import ipaddress
 import itertools
 import logging
 import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 import attrs
@@ -30,6 +29,7 @@ from ._state import (
     Chat,
     Group,
     MediaKind,
+    MessageContent,
     MessageRecord,
     Owner,
     PrivateChat,
@@ -109,9 +109,9 @@ class LoopbackTelegram:
     _stories: dict[int, list[StoryRecord]] = attrs.field(init=False, factory=dict)
     _channels: dict[int, Channel] = attrs.field(init=False, factory=dict)
     _groups: dict[int, Group] = attrs.field(init=False, factory=dict)
-    _ids: Iterable[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
-    _entity_ids: Iterable[int] = attrs.field(init=False, factory=lambda: itertools.count(7_000_000_001))
-    _story_ids: Iterable[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
+    _ids: Iterator[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
+    _entity_ids: Iterator[int] = attrs.field(init=False, factory=lambda: itertools.count(7_000_000_001))
+    _story_ids: Iterator[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
     _changed: trio.Event = attrs.field(init=False, factory=trio.Event)
     internal_errors: list[Exception] = attrs.field(init=False, factory=list)
 
@@ -165,7 +165,7 @@ class LoopbackTelegram:
     ) -> Account:
         if name in self._accounts:
             raise ValueError(f"account {name!r} exists")
-        user_id = next(self._entity_ids)  # type: ignore[call-overload]
+        user_id = next(self._entity_ids)
         account = Account(
             name=name,
             user_id=user_id,
@@ -223,20 +223,19 @@ class LoopbackTelegram:
         session = StringSession()
         session.set_dc(render.DC_ID, self.host, self.port)
         session.auth_key = AuthKey(key)
-        saved = session.save()
-        assert ipaddress.ip_address(self.host).version == 4
+        saved: str = session.save()
         return saved
 
     def set_premium(self, account: Account, premium: bool = True) -> None:
         account.premium = premium
 
     def add_channel(self, title: str, *, username: str | None = None) -> Channel:
-        channel = Channel(next(self._entity_ids), random_long(), title, username)  # type: ignore[call-overload]
+        channel = Channel(next(self._entity_ids), random_long(), title, username)
         self._channels[channel.channel_id] = channel
         return channel
 
     def create_group(self, title: str, members: Iterable[Account]) -> Group:
-        group = Group(next(self._entity_ids) % 1_000_000_000, title, list(members))  # type: ignore[call-overload]
+        group = Group(next(self._entity_ids) % 1_000_000_000, title, list(members))
         self._groups[group.chat_id] = group
         return group
 
@@ -273,11 +272,7 @@ class LoopbackTelegram:
     ) -> list[MessageRecord]:
         """Messages of a chat, oldest first: `messages(a, b)` private, `messages(a)` Saved Messages,
         `messages(group)`."""
-        chat: Chat
-        if isinstance(first, Group):
-            chat = first
-        else:
-            chat = self.private_chat(first, second or first)
+        chat = first if isinstance(first, Group) else self.private_chat(first, second or first)
         return [m for m in self._chat_messages.get(chat, []) if include_deleted or not m.deleted]
 
     def all_messages(self) -> list[MessageRecord]:
@@ -323,7 +318,7 @@ class LoopbackTelegram:
         """Post a message as `sender` from "another device": every connection of every member,
         including the sender's own, gets it as a live update."""
         chat = to if isinstance(to, Group) else self.private_chat(sender, to)
-        [record] = self.post_messages(sender, chat, [dict(text=text, reply_to=reply_to)], origin=None)[0]
+        [record] = self.post_messages(sender, chat, [MessageContent(text, reply_to=reply_to)], origin=None)[0]
         return record
 
     # --- fault injection ------------------------------------------------------------------------
@@ -437,7 +432,7 @@ class LoopbackTelegram:
             media.width, media.height = width, height
         posted = date or now_utc()
         story = StoryRecord(
-            id=next(self._story_ids),  # type: ignore[call-overload]
+            id=next(self._story_ids),
             owner=owner,
             media=media,
             date=posted,
@@ -512,7 +507,7 @@ class LoopbackTelegram:
         self,
         sender: Account,
         chat: Chat,
-        contents: list[dict[str, object]],
+        contents: list[MessageContent],
         *,
         origin: Connection | None,
     ) -> tuple[list[MessageRecord], types.Updates]:
@@ -520,26 +515,26 @@ class LoopbackTelegram:
         if isinstance(chat, Group) and sender not in chat.members:
             raise bad_request("CHAT_WRITE_FORBIDDEN")
         for content in contents:
-            random_id = content.get("random_id")
-            if random_id is not None and (sender.user_id, random_id) in self._random_ids:
+            if content.random_id is not None and (sender.user_id, content.random_id) in self._random_ids:
                 raise RpcFailure(500, "RANDOM_ID_DUPLICATE")
         date = now_utc()
         records = []
         for content in contents:
-            reply_to = content.get("reply_to")
-            if reply_to is not None and not self._visible(self._messages.get(reply_to), chat, sender):  # type: ignore[arg-type]
+            reply_to = content.reply_to
+            # Telegram drops a reply header that points nowhere rather than failing the send.
+            if reply_to is not None and not self._visible(self._messages.get(reply_to), chat, sender):
                 reply_to = None
             record = MessageRecord(
-                id=next(self._ids),  # type: ignore[call-overload]
+                id=next(self._ids),
                 chat=chat,
                 sender=sender,
                 date=date,
-                text=str(content.get("text") or ""),
-                entities=tuple(content.get("entities") or ()),  # type: ignore[call-overload]
-                media=content.get("media"),  # type: ignore[arg-type]
-                reply_to=reply_to,  # type: ignore[arg-type]
-                grouped_id=content.get("grouped_id"),  # type: ignore[arg-type]
-                random_id=content.get("random_id"),  # type: ignore[arg-type]
+                text=content.text,
+                entities=content.entities,
+                media=content.media,
+                reply_to=reply_to,
+                grouped_id=content.grouped_id,
+                random_id=content.random_id,
             )
             if record.random_id is not None:
                 self._random_ids.add((sender.user_id, record.random_id))

@@ -155,6 +155,18 @@ class StoredMedia:
         return bool(video and video.supports_streaming)
 
 
+@attrs.frozen
+class MessageContent:
+    """What a client asked to post: one message, or one item of an album."""
+
+    text: str
+    entities: tuple[TLObject, ...] = ()
+    media: StoredMedia | None = None
+    reply_to: int | None = None
+    grouped_id: int | None = None
+    random_id: int | None = None
+
+
 @attrs.define(eq=False)
 class MessageRecord:
     """One message as the server keeps it; ids are server-wide unique, so both sides see the same id."""

@@ -172,9 +172,10 @@ class UploadStore:
             if not _valid_full_part_size(part_size) or upload.part_sizes[count - 1] > part_size:
                 raise bad_request("FILE_PART_SIZE_INVALID")
         md5 = upload.md5.hexdigest()
-        if isinstance(input_file, types.InputFile) and input_file.md5_checksum:
-            if input_file.md5_checksum.lower() != md5:
-                raise bad_request("MD5_CHECKSUM_INVALID")
+        # An empty checksum is allowed; a wrong one is not.
+        checksum = input_file.md5_checksum if isinstance(input_file, types.InputFile) else ""
+        if checksum and checksum.lower() != md5:
+            raise bad_request("MD5_CHECKSUM_INVALID")
         del self._pending[key]
         stored = StoredFile(
             size=upload.size,
