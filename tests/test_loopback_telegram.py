@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import io
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import trio
 from telethon import TelegramClient, errors, events, utils
+from telethon.network import ConnectionTcpFull, MTProtoSender
 from telethon.tl import functions, types
 from trio_asyncio import aio_as_trio
 
@@ -489,3 +491,38 @@ async def test_standalone_process_prints_sessions() -> None:
             me = await call(client.get_me)()
             assert me.username == "storyflow_owner"
         process.terminate()
+
+
+async def _send_all(sender: MTProtoSender, requests: list[Any]) -> list[Any]:
+    """asyncio-flavoured: every request in flight at once on one sender."""
+    return list(await asyncio.gather(*(sender.send(request) for request in requests)))
+
+
+async def test_extra_upload_sender_with_the_same_key_gets_no_updates(server: LoopbackTelegram) -> None:
+    part = 512 * 1024
+    payload = os.urandom(5 * part + 1234)
+    chunks = [payload[i : i + part] for i in range(0, len(payload), part)]
+    async with open_client(server, server.owner) as owner:
+        await call(owner.get_me)()
+        sender = MTProtoSender(owner.session.auth_key, loggers=owner._log)
+        connection = ConnectionTcpFull("127.0.0.1", server.port, owner.session.dc_id, loggers=owner._log)
+        await call(sender.connect)(connection)
+        try:
+            requests = [
+                functions.upload.SaveBigFilePartRequest(77, index, len(chunks), chunk)
+                for index, chunk in reversed(list(enumerate(chunks)))
+            ]
+            assert await call(_send_all)(sender, requests) == [True] * len(chunks)
+            upload_only = [c for c in server.connections(server.owner) if not c.receives_updates]
+            assert len(upload_only) == 1
+            assert upload_only[0].requests_handled == len(chunks)
+        finally:
+            await call(sender.disconnect)()
+        media = types.InputMediaUploadedDocument(
+            types.InputFileBig(77, len(chunks), "parallel.bin"), "application/octet-stream", []
+        )
+        await call(owner)(functions.messages.SendMediaRequest(types.InputPeerSelf(), media, "", random_id=5))
+    [record] = server.messages(server.owner)
+    assert record.media is not None
+    assert record.media.sha256 == hashlib.sha256(payload).hexdigest()
+    assert record.media.file_name == "parallel.bin"
