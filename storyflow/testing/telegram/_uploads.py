@@ -21,6 +21,8 @@ PARTS_LIMIT_DEFAULT = 4000
 PARTS_LIMIT_PREMIUM = 8000
 # Uploaded-but-used files stay usable again for a while, like Telegram's temporary storage.
 _FINISHED_UPLOADS_KEPT = 512
+# Abandoned uploads (a client that died mid-file) are forgotten oldest-first, like expired parts.
+_PENDING_UPLOADS_KEPT = 256
 
 UploadKey = tuple[int, int]  # (auth key id, client's file_id)
 
@@ -100,6 +102,8 @@ class UploadStore:
         if upload is None:
             self._finished.pop(key, None)
             upload = self._pending[key] = _PendingUpload(big=big, keep_bytes_limit=self.keep_bytes_limit)
+            while len(self._pending) > _PENDING_UPLOADS_KEPT:
+                del self._pending[next(iter(self._pending))]
         elif upload.big != big:
             raise bad_request("FILE_PARTS_INVALID")
 
