@@ -51,6 +51,7 @@ def _detail(stderr: str) -> str:
     lines = [m.group(1) for line in stderr.splitlines() if (m := _ERROR_LINE.match(line.strip()))]
     text = lines[-1] if lines else ""
     text = re.sub(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*", r"\1", text)
+    text = re.sub(r"\s*\(caused by .*\)\s*$", "", text).strip()
     return text[:_MAX_DETAIL]
 
 

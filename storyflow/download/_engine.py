@@ -261,16 +261,17 @@ class Engine:
     async def _finish(self, job_id: int, folder: Path, outcome: StoryFlowError | None, *, cancelled: bool) -> None:
         job = await self.store.get_job(job_id)
         assert job is not None
+        # The folder goes first, so whoever sees the final state sees a settled job.
+        await trio.to_thread.run_sync(_remove_tree, folder)
         if cancelled:
             await self._set_state(job_id, JobState.CANCELLED)
+            return
+        delivered = any(f.state is FileState.DELIVERED for f in job.files)
+        if outcome is None or (delivered and isinstance(outcome, DownloadError)):
+            # Partial success still counts as done; the error stays on the job for the summary.
+            await self._set_state(job_id, JobState.DONE, outcome)
         else:
-            delivered = any(f.state is FileState.DELIVERED for f in job.files)
-            if outcome is None or (delivered and isinstance(outcome, DownloadError)):
-                # Partial success still counts as done; the error stays on the job for the summary.
-                await self._set_state(job_id, JobState.DONE, outcome)
-            else:
-                await self._set_state(job_id, JobState.FAILED, outcome)
-        await trio.to_thread.run_sync(_remove_tree, folder)
+            await self._set_state(job_id, JobState.FAILED, outcome)
 
     def _leave_queue(self, job_id: int) -> None:
         if job_id in self._waiting:
@@ -329,10 +330,13 @@ class Engine:
             except DownloadError as exc:
                 log.info("job %d: %s failed: %s", job.id, url, exc.message)
                 errors.append(exc)
-        if errors and len(errors) == len(job.urls):
-            raise errors[0] if len(errors) == 1 else _most_informative(errors)
-        for error in errors:
-            self._emit(Notice(job.id, error.user_text()))
+        if not errors:
+            return
+        worst = _most_informative(errors)
+        if len(errors) == len(job.urls):
+            raise worst
+        # Some links worked: their files are already out; the job ends done, carrying this for the summary.
+        raise type(worst)(f"{len(errors)} of {len(job.urls)} links failed: {worst.message}", hint=worst.hint)
 
     async def _download_url(
         self,
@@ -385,13 +389,11 @@ class Engine:
     ) -> None:
         found_lines: trio.MemorySendChannel[FileLine]
         found_lines, found_receive = trio.open_memory_channel[FileLine](math.inf)
-        seen_any = False
+        got_any = False
 
         def on_stdout(line: str) -> None:
-            nonlocal seen_any
             parsed = parse_line(tool, line)
             if isinstance(parsed, FileLine):
-                seen_any = True
                 found_lines.send_nowait(parsed)
             elif isinstance(parsed, ProgressLine):
                 self._emit(DownloadProgress(
@@ -404,8 +406,10 @@ class Engine:
                 on_stdout(line)
 
         async def publish_all() -> None:
+            nonlocal got_any
             async for found in found_receive:
-                await self._publish(job, folder, url, found, known, send)
+                if await self._publish(job, folder, url, found, known, send):
+                    got_any = True
 
         started = False
 
@@ -429,7 +433,7 @@ class Engine:
                         self.live_processes -= 1
         if result.returncode not in (0, 101):  # yt-dlp's 101: --max-downloads reached, not a failure
             raise classify(tool, result.returncode, result.stderr_tail)
-        if not seen_any:
+        if not got_any:
             error = classify(tool, 1, result.stderr_tail)
             if isinstance(error, TooLarge):
                 raise error
@@ -443,15 +447,16 @@ class Engine:
         found: FileLine,
         known: dict[str, JobFile],
         send: trio.MemorySendChannel[JobFile],
-    ) -> None:
+    ) -> bool:
+        """Record and send on one reported file; False if it is not a file of this job (skipped, outside)."""
         checked = await trio.to_thread.run_sync(_inspect, folder, found.path, self.settings.max_file_size)
         if checked is None:
-            log.warning("job %d: ignoring a reported path outside its folder", job.id)
-            return
+            log.info("job %d: no file of this job at a reported path (skipped by the tool, or outside)", job.id)
+            return False
         previous = known.get(checked.relative)
         if previous is not None:
             if previous.sha256 == checked.sha256:
-                return  # reported again (a skip on resume, or a second print): already handled
+                return True  # reported again (a skip on resume, or a second print): already handled
             # Re-downloaded with other bytes: the new file replaces the old record.
             file = await self.store.update_file(job.id, previous.index, size=checked.size, sha256=checked.sha256)
         else:
@@ -469,6 +474,7 @@ class Engine:
         known[checked.relative] = file
         self._emit(FileReady(file))
         await send.send(file)
+        return True
 
     async def _resume(self) -> None:
         for job in await self.store.unfinished_jobs():

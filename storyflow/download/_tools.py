@@ -13,6 +13,7 @@ import functools
 import json
 import re
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -94,9 +95,18 @@ def ytdlp_extractor_for(url: str) -> str | None:
     return None
 
 
+_route_lock = threading.Lock()
+
+
 def route(url: str, *, ytdlp_first_hosts: Sequence[str] = ()) -> Route:
     """Choose the tools for ``url``. CPU-bound (the first call imports both tools' extractor tables):
     run it in a worker thread."""
+    # gallery-dl fills its extractor cache lazily and not thread-safely: concurrent first calls saw no match.
+    with _route_lock:
+        return _route(url, ytdlp_first_hosts)
+
+
+def _route(url: str, ytdlp_first_hosts: Sequence[str]) -> Route:
     host = (urlsplit(url).hostname or "").lower()
     if _host_matches(host, _YTDLP_FIRST_HOSTS) or _host_matches(host, ytdlp_first_hosts):
         return Route((Tool.YT_DLP,), ytdlp_extractor=ytdlp_extractor_for(url))
@@ -139,7 +149,8 @@ def gallery_dl_command(
         "--directory", str(folder),
         "--filesize-max", str(limits.max_file_size),
         "--range", f"1-{limits.max_items}",
-        "--chunk-size", "256k",
+        # gallery-dl reports progress once per chunk: its own default size keeps slow links visibly moving.
+        "--chunk-size", "32k",
         "--no-mtime",
         "-o", "output.mode=" + json.dumps(output_mode),
         "-o", "output.shorten=false",
@@ -229,15 +240,15 @@ class FileLine:
     source_url: str = ""
 
 
-_DECIMAL_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
+_DECIMAL_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
 
 
 def _gallery_dl_bytes(text: str) -> int:
-    # gallery-dl prints sizes with decimal suffixes: "1.04M", "402.56k", "912".
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kMGTP]?)", text)
+    # gallery-dl prints sizes with decimal suffixes (util.format_bytes_decimal): "1.04M", "402.56K", "912".
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKMGTP]?)", text)
     if match is None:
         raise ValueError(text)
-    return int(float(match.group(1)) * _DECIMAL_SUFFIX[match.group(2)])
+    return int(float(match.group(1)) * _DECIMAL_SUFFIX[match.group(2).upper()])
 
 
 def parse_line(tool: Tool, line: str) -> ProgressLine | FileLine | None:
@@ -247,20 +258,26 @@ def parse_line(tool: Tool, line: str) -> ProgressLine | FileLine | None:
         if line.startswith(FILE_MARK):
             payload = json.loads(line[len(FILE_MARK) :])
             if tool is Tool.GALLERY_DL:
-                return FileLine(path=str(payload))
+                return FileLine(path=_text(payload))
             return FileLine(
-                path=str(payload["filepath"]),
+                path=_text(payload["filepath"]),
                 title=str(payload.get("title") or ""),
                 uploader=str(payload.get("uploader") or ""),
                 source_url=str(payload.get("webpage_url") or ""),
             )
         if line.startswith(SKIP_MARK):
-            return FileLine(path=str(json.loads(line[len(SKIP_MARK) :])), skipped=True)
+            return FileLine(path=_text(json.loads(line[len(SKIP_MARK) :])), skipped=True)
         if line.startswith(PROGRESS_MARK):
             return _parse_progress(tool, line[len(PROGRESS_MARK) :])
     except (ValueError, KeyError, TypeError):
         return None
     return None
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a path, got {type(value).__name__}")
+    return value
 
 
 def _parse_progress(tool: Tool, text: str) -> ProgressLine | None:

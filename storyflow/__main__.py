@@ -1,0 +1,3 @@
+from storyflow.cli import main
+
+raise SystemExit(main())

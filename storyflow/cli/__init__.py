@@ -1,0 +1,3 @@
+"""The `storyflow` command."""
+
+from ._main import main as main

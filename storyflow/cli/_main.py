@@ -1,0 +1,217 @@
+"""`storyflow` command line: get, doctor (and, with Telegram, login and run)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import logging
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import trio
+from rich.console import Console
+
+from .._errors import InputError, StoryFlowError
+from .._ffmpeg import FfmpegMissing, ffmpeg_executable
+from ..config import Config, default_config_path, load_config
+from ..download import open_engine, validate_url
+from ..jobs import JobOptions, JobRequest, JobState, JobStore, open_store
+from ._folder import FolderDelivery
+from ._progress import TerminalProgress
+
+CLI_OWNER = 0
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# After Ctrl-C, jobs get this long to kill their processes and remove their files.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="storyflow", description="Save stories, posts, reels and videos (gallery-dl + yt-dlp).")
+    parser.add_argument("--config", type=Path, help=f"config file (default: {default_config_path()})")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    get = commands.add_parser("get", help="download links into a folder, without Telegram")
+    get.add_argument("urls", nargs="+", metavar="URL")
+    get.add_argument("-o", "--output", type=Path, default=Path("."), help="where files go (default: here)")
+    get.add_argument("--audio-only", action="store_true", help="extract audio from videos")
+    get.add_argument("--max-height", type=int, metavar="PIXELS", help="best video no taller than this")
+
+    commands.add_parser("doctor", help="show versions, paths and what is missing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    console = Console(stderr=True, highlight=False)
+    try:
+        args = _build_parser().parse_args(argv)
+    except _UsageError as exc:
+        console.print(f"[red]{exc}[/]")
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(args.config)
+    except StoryFlowError as exc:
+        console.print(f"[red]config error:[/] {exc.user_text()}")
+        return EXIT_USAGE
+    if args.command == "doctor":
+        return _doctor(config, console)
+    if args.command == "get":
+        return _get(args, config, console)
+    raise AssertionError(args.command)
+
+
+# -- get --------------------------------------------------------------------------------------------------
+
+
+def _get(args: argparse.Namespace, config: Config, console: Console) -> int:
+    if args.max_height is not None and args.max_height < 1:
+        console.print("[red]error:[/] --max-height must be a positive number of pixels")
+        return EXIT_USAGE
+    bad = []
+    for url in args.urls:
+        try:
+            validate_url(url)
+        except InputError as exc:
+            bad.append(f"{url!r}: {exc.user_text()}")
+    if bad:
+        for line in bad:
+            console.print(f"[red]error:[/] {line}")
+        return EXIT_USAGE
+    options = JobOptions(audio_only=args.audio_only, max_height=args.max_height)
+    return trio.run(_get_async, tuple(args.urls), args.output.expanduser(), options, config, console)
+
+
+async def _cancel_stale(store: JobStore) -> None:
+    # A CLI run that died left these behind; their output folder is gone with it, so they cannot resume.
+    for job in await store.unfinished_jobs():
+        if job.state is not JobState.QUEUED:
+            await store.set_state(job.id, JobState.QUEUED)
+        await store.set_state(job.id, JobState.CANCELLED)
+
+
+async def _get_async(
+    urls: tuple[str, ...], output: Path, options: JobOptions, config: Config, console: Console
+) -> int:
+    data_dir = config.paths.data_dir
+    # Each URL is its own job, all at once: the owner limit is for chat users, not for this command line.
+    settings = attrs.evolve(config.download, max_jobs_per_owner=max(len(urls), config.download.max_jobs_per_owner))
+    tracker = TerminalProgress(console)
+    delivery = FolderDelivery(output)
+    interrupted = False
+    async with open_store(data_dir / "cli.sqlite3") as store:
+        await _cancel_stale(store)
+        async with open_engine(
+            store, settings, jobs_dir=data_dir / "cli-jobs", delivery=delivery, cache_dir=data_dir / "cache",
+            resume=False,
+        ) as engine:
+            engine.subscribe(tracker)
+            job_ids: list[int] = []
+            failures: list[str] = []
+            with tracker.progress:
+                for url in urls:
+                    try:
+                        job = await engine.submit(JobRequest((url,), CLI_OWNER, options))
+                    except StoryFlowError as exc:
+                        failures.append(f"{url}: {exc.user_text()}")
+                        continue
+                    tracker.track(job)
+                    job_ids.append(job.id)
+
+                async def cancel_on_signal() -> None:
+                    nonlocal interrupted
+                    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        async for _ in signals:
+                            if interrupted:
+                                continue
+                            interrupted = True
+                            console.print("[yellow]interrupted: cancelling downloads…[/]")
+                            for job_id in job_ids:
+                                await engine.cancel(job_id)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(cancel_on_signal)
+                    with trio.CancelScope() as waiting:
+                        for job_id in job_ids:
+                            await tracker.wait(job_id)
+                    del waiting
+                    nursery.cancel_scope.cancel()
+
+    out = Console(highlight=False)
+    for job_id in job_ids:
+        job = tracker.results[job_id]
+        for path in delivery.placed.get(job_id, []):
+            out.print(str(path), soft_wrap=True)
+        if job.state is JobState.FAILED or (job.state is JobState.DONE and job.error):
+            failures.append(f"{job.urls[0]}: {job.error}")
+    if interrupted:
+        console.print("[yellow]cancelled[/]")
+        return EXIT_INTERRUPTED
+    for line in failures:
+        console.print(f"[red]failed:[/] {line}")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+# -- doctor -----------------------------------------------------------------------------------------------
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _ffmpeg_version() -> tuple[str | None, str | None]:
+    try:
+        path = ffmpeg_executable()
+        first = subprocess.run(
+            [path, "-version"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.splitlines()[0]
+    except (FfmpegMissing, OSError, subprocess.SubprocessError, IndexError) as exc:
+        return None, str(exc)
+    return first, path
+
+
+def _doctor(config: Config, console: Console) -> int:
+    missing = []
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"storyflow {_version('storyflow') or 'not installed'} on Python {sys.version.split()[0]}")
+    for name in ("gallery-dl", "yt-dlp", "telethon", "trio", "trio-asyncio", "cryptg", "hachoir"):
+        version = _version(name)
+        out.print(f"  {name:<13} {version or 'MISSING'}")
+        if version is None:
+            missing.append(name)
+    ffmpeg, where = _ffmpeg_version()
+    out.print(f"  {'ffmpeg':<13} {ffmpeg or 'MISSING'}  ({where})")
+    if ffmpeg is None:
+        missing.append("ffmpeg")
+    source = config.source or default_config_path()
+    out.print(f"config file     {source} ({'found' if config.source else 'not present; using defaults'})")
+    out.print(f"data dir        {config.paths.data_dir}")
+    out.print(f"job database    {config.paths.database}")
+    out.print(f"job folders     {config.paths.jobs_dir}")
+    telegram_ready = config.telegram.api_id is not None and config.telegram.api_hash is not None
+    telegram = "api_id/api_hash set" if telegram_ready else "api_id/api_hash not set (needed for `storyflow run`)"
+    out.print(f"telegram        {telegram}")
+    if missing:
+        out.print(f"[red]missing:[/] {', '.join(missing)}")
+        return EXIT_FAILED
+    out.print("[green]everything needed is present[/]")
+    return EXIT_OK

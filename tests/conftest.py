@@ -1,0 +1,162 @@
+"""Fixtures shared by the suite: generated media, the loopback media server, a store, an engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+
+from storyflow.config import DownloadConfig
+from storyflow.download import DeliveryHandle, Engine, EngineEvent, open_engine
+from storyflow.jobs import JobFile, JobStore, open_store
+from storyflow.testing._httpserver import MediaServer, open_media_server
+from storyflow.testing._media import make_audio, make_image, make_video, video_page_html
+
+# No test may touch the user's real config or data.
+os.environ.pop("STORYFLOW_CONFIG", None)
+
+
+@attrs.frozen
+class MediaFiles:
+    video: Path
+    video2: Path
+    image: Path
+    png: Path
+    audio: Path
+    images: tuple[Path, ...]
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> MediaFiles:
+    folder = tmp_path_factory.mktemp("media")
+    return MediaFiles(
+        video=make_video(folder / "clip.mp4", seconds=1.0),
+        video2=make_video(folder / "clip2.mp4", seconds=2.0, variant=1),
+        image=make_image(folder / "photo.jpg"),
+        png=make_image(folder / "picture.png", fmt="png", variant=1),
+        audio=make_audio(folder / "song.mp3", seconds=1.0, title="Song", artist="Band"),
+        images=tuple(make_image(folder / f"gallery{i:02d}.jpg", variant=i) for i in range(12)),
+    )
+
+
+@pytest.fixture
+async def media_server() -> AsyncIterator[MediaServer]:
+    async with open_media_server() as server:
+        yield server
+
+
+@pytest.fixture
+def site(media_server: MediaServer, media: MediaFiles) -> MediaServer:
+    """The media server with the standard routes every engine test uses."""
+    server = media_server
+    server.add_file("/clip.mp4", media.video)
+    server.add_file("/clip2.mp4", media.video2)
+    server.add_file("/photo.jpg", media.image)
+    server.add_file("/picture.png", media.png)
+    server.add_file("/song.mp3", media.audio)
+    server.add_file("/media/video.mp4", media.video)
+    server.add_html("/watch/video-page.html", video_page_html(server.url("/media/video.mp4"), title="A page"))
+    server.add_status("/missing.mp4", 404)
+    server.add_status("/gone", 404)
+    server.add_status("/private.mp4", 403)
+    server.add_status("/busy.mp4", 429)
+    server.add_slow("/slow.mp4", media.video2, bytes_per_second=20_000)
+    server.add_hang("/hang.mp4")
+    server.add_redirect("/redirect.mp4", server.url("/clip.mp4"))
+    return server
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[JobStore]:
+    async with open_store(tmp_path / "jobs.sqlite3") as opened:
+        yield opened
+
+
+@attrs.define(eq=False)
+class CollectingDelivery:
+    """A delivery that keeps what it got, in order, and can be held closed to test overlap."""
+
+    received: list[JobFile] = attrs.field(factory=list)
+    bytes_seen: dict[str, bytes] = attrs.field(factory=dict)
+    gate: trio.Event | None = None
+
+    async def deliver(self, handle: DeliveryHandle) -> None:
+        async for file in handle.files:
+            if self.gate is not None:
+                await self.gate.wait()
+            path = handle.folder / file.path
+            self.bytes_seen[file.name] = await trio.Path(path).read_bytes()
+            self.received.append(file)
+            await handle.delivered(file)
+
+
+def engine_settings(**overrides: object) -> DownloadConfig:
+    base = DownloadConfig(allow_private_addresses=True, job_timeout=60.0)
+    return attrs.evolve(base, **overrides)  # type: ignore[arg-type]
+
+
+@attrs.define(eq=False)
+class EngineRig:
+    engine: Engine
+    delivery: CollectingDelivery
+    events: list[EngineEvent]
+    jobs_dir: Path
+
+
+@pytest.fixture
+def jobs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "jobs"
+
+
+@pytest.fixture
+async def rig(store: JobStore, jobs_dir: Path) -> AsyncIterator[EngineRig]:
+    delivery = CollectingDelivery()
+    events: list[EngineEvent] = []
+    async with open_engine(store, engine_settings(), jobs_dir=jobs_dir, delivery=delivery) as engine:
+        engine.subscribe(events.append)
+        yield EngineRig(engine, delivery, events, jobs_dir)
+
+
+def _live_processes() -> dict[int, tuple[int, int]]:
+    """{pid: (parent pid, process group)} of every live (non-zombie) process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z":
+            found[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return found
+
+
+def child_pids() -> set[int]:
+    """Live processes whose parent is this test process."""
+    me = os.getpid()
+    return {pid for pid, (parent, _) in _live_processes().items() if parent == me}
+
+
+def processes_in_group(pgid: int) -> set[int]:
+    return {pid for pid, (_, group) in _live_processes().items() if group == pgid}
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (children, grandchildren, …)."""
+    table = _live_processes()
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, (parent, _) in table.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    return pids & set(_live_processes())

@@ -1,0 +1,354 @@
+"""The engine with real gallery-dl and yt-dlp processes against the loopback media server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sys
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from storyflow import (
+    DownloadTimeout,
+    NotFound,
+    OwnerLimitReached,
+    PrivateAddress,
+    TooLarge,
+    UnsafeURL,
+)
+from storyflow.download import DownloadProgress, FileReady, JobUpdated, QueueMoved, open_engine
+from storyflow.jobs import FileState, JobOptions, JobRequest, JobState, JobStore, MediaKind, open_store
+from storyflow.testing._httpserver import MediaServer
+
+from .conftest import CollectingDelivery, EngineRig, MediaFiles, child_pids, engine_settings, processes_in_group
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def finished(rig: EngineRig, job_id: int) -> JobUpdated:
+    """Wait for the job's final JobUpdated (driven by events, no polling)."""
+    done = trio.Event()
+    result: list[JobUpdated] = []
+
+    def watch(event: object) -> None:
+        if isinstance(event, JobUpdated) and event.job.id == job_id and event.job.finished:
+            result.append(event)
+            done.set()
+
+    unsubscribe = rig.engine.subscribe(watch)
+    try:
+        job = await rig.engine.store.get_job(job_id)
+        assert job is not None
+        if not job.finished or rig.engine.is_active(job_id):
+            await done.wait()
+        else:
+            result.append(JobUpdated(job))
+    finally:
+        unsubscribe()
+    return result[0]
+
+
+async def test_gallery_dl_direct_link_downloads_exact_bytes(
+    rig: EngineRig, site: MediaServer, media: MediaFiles
+) -> None:
+    job = await rig.engine.submit(JobRequest((site.url("/clip.mp4"), site.url("/photo.jpg")), owner=1))
+    final = (await finished(rig, job.id)).job
+    assert final.state is JobState.DONE, final.error
+    assert [f.kind for f in final.files] == [MediaKind.VIDEO, MediaKind.PHOTO]
+    assert all(f.state is FileState.DELIVERED for f in final.files)
+    assert rig.delivery.bytes_seen[final.files[0].name] == media.video.read_bytes()
+    assert final.files[0].sha256 == sha256(media.video)
+    assert final.files[1].sha256 == sha256(media.image)
+    # gallery-dl took them (directlink), so yt-dlp was never needed: one GET each.
+    assert site.request_count("/clip.mp4") == 1
+    # Delivered jobs leave no folder behind.
+    assert not (rig.jobs_dir / str(job.id)).exists()
+
+
+@pytest.mark.parametrize("page", ["video-page", "og-page"])
+async def test_ytdlp_finds_video_in_html_page(
+    rig: EngineRig, site: MediaServer, media: MediaFiles, page: str
+) -> None:
+    from storyflow.testing._media import og_video_page_html
+
+    if page == "og-page":
+        site.add_html("/watch/og-page.html", og_video_page_html(site.url("/media/video.mp4"), title="OG clip"))
+    job = await rig.engine.submit(JobRequest((site.url(f"/watch/{page}.html"),), owner=1))
+    final = (await finished(rig, job.id)).job
+    assert final.state is JobState.DONE, final.error
+    assert len(final.files) == 1
+    assert final.files[0].kind is MediaKind.VIDEO
+    assert final.files[0].sha256 == sha256(media.video)
+
+
+async def test_redirect_is_followed(rig: EngineRig, site: MediaServer, media: MediaFiles) -> None:
+    job = await rig.engine.submit(JobRequest((site.url("/redirect.mp4"),), owner=1))
+    final = (await finished(rig, job.id)).job
+    assert final.state is JobState.DONE, final.error
+    assert final.files[0].sha256 == sha256(media.video)
+
+
+async def test_files_are_published_as_they_land(rig: EngineRig, site: MediaServer) -> None:
+    """The first URL's file reaches delivery while the second URL is still downloading."""
+    job = await rig.engine.submit(JobRequest((site.url("/clip.mp4"), site.url("/slow.mp4")), owner=1))
+    order: list[str] = []
+
+    def watch(event: object) -> None:
+        if isinstance(event, FileReady) and event.file.job_id == job.id:
+            order.append(f"file:{event.file.path}")
+        if isinstance(event, JobUpdated) and event.job.id == job.id:
+            order.append(f"state:{event.job.state}")
+
+    rig.engine.subscribe(watch)
+    final = (await finished(rig, job.id)).job
+    assert final.state is JobState.DONE, final.error
+    assert order.index("file:" + final.files[0].path) < order.index("state:delivering")
+    assert rig.delivery.received[0].name == final.files[0].name
+
+
+async def test_not_found_is_classified(rig: EngineRig, site: MediaServer) -> None:
+    job = await rig.engine.submit(JobRequest((site.url("/missing.mp4"),), owner=1))
+    final = (await finished(rig, job.id)).job
+    assert final.state is JobState.FAILED
+    assert final.error_kind == NotFound.kind
+    assert "private, deleted" in (final.error or "")
+
+
+async def test_both_tools_fail_the_more_informative_error_wins(rig: EngineRig, site: MediaServer) -> None:
+    # gallery-dl does not know this URL at all (unsupported), yt-dlp reaches it and gets a 404.
+    job = await rig.engine.submit(JobRequest((site.url("/gone"),), owner=1))
+    final = (await finished(rig, job.id)).job
+    assert final.state is JobState.FAILED
+    assert final.error_kind == NotFound.kind, final.error
+
+
+async def test_partial_gallery_is_done_with_the_error_kept(rig: EngineRig, site: MediaServer) -> None:
+    job = await rig.engine.submit(JobRequest((site.url("/photo.jpg"), site.url("/missing.mp4")), owner=1))
+    final = (await finished(rig, job.id)).job
+    assert final.state is JobState.DONE
+    assert len(final.files) == 1
+    assert final.error_kind == NotFound.kind
+
+
+async def test_limiter_is_never_exceeded(store: JobStore, jobs_dir: Path, site: MediaServer) -> None:
+    delivery = CollectingDelivery()
+    peak = 0
+    async with open_engine(store, engine_settings(max_concurrent=2), jobs_dir=jobs_dir, delivery=delivery) as engine:
+        jobs = [await engine.submit(JobRequest((site.url("/slow.mp4"),), owner=i)) for i in range(5)]
+        assert [engine.queue_position(j.id) for j in jobs][2:] != [None, None, None]
+        while True:
+            peak = max(peak, len(child_pids()), engine.live_processes)
+            states = [await store.get_job(j.id) for j in jobs]
+            if all(s is not None and s.finished for s in states):
+                break
+            await trio.sleep(0.05)  # sampling the process table, not waiting for readiness
+    assert peak == 2
+    assert all(s.state is JobState.DONE for s in [await store.get_job(j.id) for j in jobs] if s)
+
+
+async def test_queue_positions(store: JobStore, jobs_dir: Path, site: MediaServer) -> None:
+    async with open_engine(
+        store, engine_settings(max_concurrent=1), jobs_dir=jobs_dir, delivery=CollectingDelivery()
+    ) as engine:
+        first = await engine.submit(JobRequest((site.url("/hang.mp4"),), owner=1))
+        second = await engine.submit(JobRequest((site.url("/hang.mp4"),), owner=2))
+        third = await engine.submit(JobRequest((site.url("/hang.mp4"),), owner=3))
+        await site.wait_for_request("/hang.mp4")
+        assert engine.queue_position(first.id) is None  # running
+        assert engine.queue_position(second.id) == 1
+        assert engine.queue_position(third.id) == 2
+        moved = trio.Event()
+        second_ended = trio.Event()
+
+        def watch(event: object) -> None:
+            if isinstance(event, QueueMoved) and event.positions == {third.id: 1}:
+                moved.set()
+            if isinstance(event, JobUpdated) and event.job.id == second.id and event.job.finished:
+                second_ended.set()
+
+        engine.subscribe(watch)
+        await engine.cancel(second.id)
+        await moved.wait()
+        assert engine.queue_position(third.id) == 1
+        await second_ended.wait()
+        assert (await store.get_job(second.id)).state is JobState.CANCELLED  # type: ignore[union-attr]
+
+
+async def test_cancel_running_job_kills_process_group_and_removes_files(
+    rig: EngineRig, site: MediaServer
+) -> None:
+    downloading = trio.Event()
+    rig.engine.subscribe(lambda e: downloading.set() if isinstance(e, DownloadProgress) else None)
+    job = await rig.engine.submit(JobRequest((site.url("/slow.mp4"),), owner=1))
+    await downloading.wait()  # bytes are arriving: the tool is mid-download with a partial file
+    folder = rig.jobs_dir / str(job.id)
+    assert any(folder.iterdir())
+    groups = sorted(child_pids())
+    assert groups, "the download process should be running"
+    await rig.engine.cancel(job.id)
+    final = (await finished(rig, job.id)).job
+    assert final.state is JobState.CANCELLED
+    assert not folder.exists()
+    assert child_pids() == set()
+    for pgid in groups:
+        assert processes_in_group(pgid) == set()
+
+
+async def test_timeout_kills_the_tool_and_says_so(store: JobStore, jobs_dir: Path, site: MediaServer) -> None:
+    delivery = CollectingDelivery()
+    async with open_engine(store, engine_settings(job_timeout=1.5), jobs_dir=jobs_dir, delivery=delivery) as engine:
+        job = await engine.submit(JobRequest((site.url("/hang.mp4"),), owner=1))
+        done = trio.Event()
+        engine.subscribe(lambda e: done.set() if isinstance(e, JobUpdated) and e.job.finished else None)
+        await done.wait()
+    final = await store.get_job(job.id)
+    assert final is not None
+    assert final.state is JobState.FAILED
+    assert final.error_kind == DownloadTimeout.kind
+    assert child_pids() == set()
+    assert not (jobs_dir / str(job.id)).exists()
+
+
+async def test_file_over_the_size_limit(store: JobStore, jobs_dir: Path, site: MediaServer) -> None:
+    site.add_generated("/big.mp4", 3_000_000, content_type="video/mp4")
+    async with open_engine(
+        store, engine_settings(max_file_size=1_000_000), jobs_dir=jobs_dir, delivery=CollectingDelivery()
+    ) as engine:
+        job = await engine.submit(JobRequest((site.url("/big.mp4"),), owner=1))
+        done = trio.Event()
+        engine.subscribe(lambda e: done.set() if isinstance(e, JobUpdated) and e.job.finished else None)
+        await done.wait()
+    final = await store.get_job(job.id)
+    assert final is not None
+    assert final.state is JobState.FAILED
+    assert final.error_kind == TooLarge.kind, final.error
+
+
+async def test_owner_limit_is_refused_clearly(store: JobStore, jobs_dir: Path, site: MediaServer) -> None:
+    async with open_engine(
+        store, engine_settings(max_jobs_per_owner=2, max_concurrent=1), jobs_dir=jobs_dir,
+        delivery=CollectingDelivery(),
+    ) as engine:
+        for _ in range(2):
+            await engine.submit(JobRequest((site.url("/hang.mp4"),), owner=7))
+        with pytest.raises(OwnerLimitReached, match="2 unfinished jobs"):
+            await engine.submit(JobRequest((site.url("/hang.mp4"),), owner=7))
+        # Another owner is not affected.
+        await engine.submit(JobRequest((site.url("/hang.mp4"),), owner=8))
+        for job in await store.unfinished_jobs():
+            await engine.cancel(job.id)
+
+
+HOSTILE = [
+    "--exec=touch /tmp/pwned",
+    "-o/tmp/x",
+    "-a /etc/passwd",
+    "ytdl:https://example.com/v",
+    "generic:http://example.com/",
+    "recursive:file:///etc/passwd",
+    "r:https://example.com/",
+    "file:///etc/passwd",
+    "ftp://example.com/a.mp4",
+    "javascript:alert(1)",
+    "https://user:pass@example.com/",
+    "https://exa\u202emple.com/",
+    "ｈttps://example.com/",
+    "https://example.com/a b",
+    "",
+]
+
+
+@pytest.mark.parametrize("url", HOSTILE)
+async def test_hostile_urls_are_refused_before_any_process(store: JobStore, jobs_dir: Path, url: str) -> None:
+    async with open_engine(store, engine_settings(), jobs_dir=jobs_dir, delivery=CollectingDelivery()) as engine:
+        with pytest.raises(UnsafeURL):
+            await engine.submit(JobRequest((url,), owner=1))
+        assert engine.live_processes == 0
+    assert await store.recent_jobs() == []
+    assert child_pids() == set()
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "2130706433", "0x7f000001", "127.1", "[::1]", "[::ffff:127.0.0.1]", "10.0.0.1",
+             "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0"],
+)
+async def test_private_destinations_refused_by_default(store: JobStore, jobs_dir: Path, host: str) -> None:
+    settings = engine_settings(allow_private_addresses=False)
+    async with open_engine(store, settings, jobs_dir=jobs_dir, delivery=CollectingDelivery()) as engine:
+        with pytest.raises(PrivateAddress):
+            await engine.submit(JobRequest((f"http://{host}/a.mp4",), owner=1))
+    assert await store.recent_jobs() == []
+
+
+async def test_audio_only_and_options_persist(rig: EngineRig, site: MediaServer) -> None:
+    job = await rig.engine.submit(JobRequest((site.url("/song.mp3"),), owner=1, options=JobOptions(audio_only=True)))
+    final = (await finished(rig, job.id)).job
+    assert final.state is JobState.DONE, final.error
+    assert final.options.audio_only
+    assert final.files[0].kind is MediaKind.AUDIO
+
+
+CHILD = Path(__file__).with_name("engine_child.py")
+
+
+async def test_abrupt_stop_resumes_without_downloading_finished_files_again(
+    tmp_path: Path, site: MediaServer, media: MediaFiles
+) -> None:
+    """kill -9 a process mid-job; a new engine on the same store finishes it."""
+    database, jobs_dir = tmp_path / "jobs.sqlite3", tmp_path / "jobs"
+    urls = [site.url("/clip.mp4"), site.url("/hang.mp4")]
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(
+            partial(
+                trio.run_process,
+                [sys.executable, str(CHILD), str(database), str(jobs_dir), *urls],
+                start_new_session=True,
+                check=False,
+            )
+        )
+        await site.wait_for_request("/hang.mp4")  # the first file is down, the second is stuck
+        os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == -signal.SIGKILL
+    site.add_file("/hang.mp4", media.video2)  # the link works now
+
+    delivery = CollectingDelivery()
+    async with open_store(database) as store:
+        before = await store.unfinished_jobs()
+        assert len(before) == 1
+        assert before[0].state is JobState.DOWNLOADING
+        assert [f.state for f in before[0].files] == [FileState.COMPLETE]
+        async with open_engine(store, engine_settings(), jobs_dir=jobs_dir, delivery=delivery) as engine:
+            done = trio.Event()
+            engine.subscribe(lambda e: done.set() if isinstance(e, JobUpdated) and e.job.finished else None)
+            await done.wait()
+        final = await store.get_job(before[0].id)
+    assert final is not None
+    assert final.state is JobState.DONE, final.error
+    assert sorted(f.sha256 for f in final.files) == sorted([sha256(media.video), sha256(media.video2)])
+    assert site.request_count("/clip.mp4") == 1  # not downloaded again
+    assert len(delivery.received) == 2
+
+
+async def test_shutdown_leaves_jobs_to_resume(store: JobStore, jobs_dir: Path, site: MediaServer) -> None:
+    async with open_engine(store, engine_settings(), jobs_dir=jobs_dir, delivery=CollectingDelivery()) as engine:
+        job = await engine.submit(JobRequest((site.url("/hang.mp4"),), owner=1))
+        await site.wait_for_request("/hang.mp4")
+    assert child_pids() == set()
+    left = await store.get_job(job.id)
+    assert left is not None
+    assert left.state is JobState.DOWNLOADING
+    assert (jobs_dir / str(job.id)).exists()  # kept for the resume
+    # The start-up sweep removes orphans but not this folder.
+    (jobs_dir / "999").mkdir()
+    async with open_engine(
+        store, engine_settings(), jobs_dir=jobs_dir, delivery=CollectingDelivery(), resume=False
+    ):
+        assert (jobs_dir / str(job.id)).exists()
+        assert not (jobs_dir / "999").exists()
+

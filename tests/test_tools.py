@@ -1,0 +1,150 @@
+"""Command lines handed to the tools, their output parsed, their failures classified."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storyflow import (
+    LoginRequired,
+    NetworkError,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    ToolCrashed,
+    UnsupportedURL,
+)
+from storyflow.download import Tool, classify, route, safe_display_name
+from storyflow.download._tools import (
+    FileLine,
+    ProgressLine,
+    ToolLimits,
+    gallery_dl_command,
+    parse_line,
+    ytdlp_command,
+)
+from storyflow.jobs import JobOptions
+
+LIMITS = ToolLimits(max_file_size=10_000_000, max_items=20)
+
+
+def test_gallery_dl_command_is_safe() -> None:
+    command = gallery_dl_command("https://example.com/a.jpg", Path("/jobs/1"), module="directlink", limits=LIMITS)
+    assert command[-2:] == ["--", "https://example.com/a.jpg"]
+    assert "--ignore-config" in command
+    assert "-i" not in command
+    assert "--input-file" not in command
+    assert command[command.index("--directory") + 1] == "/jobs/1"
+    assert 'extractor.modules=["directlink"]' in command
+
+
+def test_ytdlp_command_is_safe() -> None:
+    command = ytdlp_command(
+        "https://example.com/v", Path("/jobs/1"), extractor="generic",
+        options=JobOptions(max_height=480), limits=LIMITS,
+    )
+    assert command[-2:] == ["--", "https://example.com/v"]
+    assert "--ignore-config" in command
+    assert "--enable-file-urls" not in command
+    assert "--no-cookies" in command
+    assert command[command.index("--use-extractors") + 1] == "generic"
+    assert any("[height<=480]" in part for part in command)
+    assert command[command.index("--max-filesize") + 1] == "10000000"
+
+
+def test_routing() -> None:
+    assert route("https://cdn.example.com/x/photo.jpg").tools == (Tool.GALLERY_DL, Tool.YT_DLP)
+    assert route("https://cdn.example.com/x/photo.jpg").gallery_dl_module == "directlink"
+    assert route("https://www.instagram.com/stories/someone/").gallery_dl_module == "instagram"
+    assert route("https://www.youtube.com/watch?v=dQw4w9WgXcQ").tools == (Tool.YT_DLP,)
+    page = route("https://example.com/some/page.html")
+    assert page.tools == (Tool.YT_DLP,)
+    assert page.ytdlp_extractor is None  # a generic page may embed another site's player
+    assert route("https://videos.example.net/v", ytdlp_first_hosts=["example.net"]).tools == (Tool.YT_DLP,)
+
+
+def test_parse_ytdlp_lines() -> None:
+    progress = parse_line(
+        Tool.YT_DLP,
+        '@@SF-PROGRESS {"status": "downloading", "downloaded_bytes": 1024, "total_bytes": 4096,'
+        ' "speed": 512.0, "eta": 6, "filename": "/jobs/1/a.mp4"}',
+    )
+    assert progress == ProgressLine(downloaded=1024, total=4096, speed=512.0, eta=6.0, filename="a.mp4")
+    final = parse_line(
+        Tool.YT_DLP,
+        '@@SF-FILE {"filepath": "/jobs/1/a.mp4", "title": "T", "uploader": "U", "webpage_url": "https://e/x"}',
+    )
+    assert final == FileLine(path="/jobs/1/a.mp4", title="T", uploader="U", source_url="https://e/x")
+
+
+def test_parse_gallery_dl_lines() -> None:
+    assert parse_line(Tool.GALLERY_DL, '@@SF-FILE "/jobs/1/x.jpg"') == FileLine(path="/jobs/1/x.jpg")
+    assert parse_line(Tool.GALLERY_DL, '@@SF-SKIP "/jobs/1/x.jpg"') == FileLine(path="/jobs/1/x.jpg", skipped=True)
+    line = parse_line(Tool.GALLERY_DL, "@@SF-PROGRESS 1.04M 402.56K 30.02M 3")
+    assert isinstance(line, ProgressLine)
+    assert (line.downloaded, line.total, line.speed) == (1_040_000, 30_020_000, 402_560.0)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["", "random chatter", '@@SF-FILE {"nope": 1}', "@@SF-PROGRESS garbage", "@@SF-FILE not json", "@@SF-PROGRESS"],
+)
+def test_mangled_lines_are_ignored(line: str) -> None:
+    assert parse_line(Tool.YT_DLP, line) is None
+    assert parse_line(Tool.GALLERY_DL, line) is None
+
+
+# Recorded stderr of real runs (trimmed), with the exit status each tool gave.
+@pytest.mark.parametrize(
+    ("tool", "code", "stderr", "expected"),
+    [
+        (Tool.GALLERY_DL, 16, "[instagram][error] AuthRequired: Account credentials required ('cookies')",
+         LoginRequired),
+        (Tool.GALLERY_DL, 4, "[instagram][error] HttpError: '401 Unauthorized' for 'https://www.instagram.com/api/v1/'",
+         LoginRequired),
+        (Tool.GALLERY_DL, 4, "[downloader.http][warning] '404 Not Found' for 'https://e.com/a.mp4'\n"
+         "[download][error] Failed to download a.mp4", NotFound),
+        (Tool.GALLERY_DL, 4, "[instagram][error] HttpError: '429 Too Many Requests' for 'https://i.instagram.com/'",
+         RateLimited),
+        (Tool.GALLERY_DL, 64, "[gallery-dl][error] Unsupported URL 'https://e.com/x'", UnsupportedURL),
+        (Tool.GALLERY_DL, 0, "[downloader.http][warning] File size larger than allowed maximum (3000 > 1000)",
+         TooLarge),
+        (Tool.GALLERY_DL, 4, "[downloader.http][warning] HTTPSConnectionPool: Max retries exceeded "
+         "(Caused by NameResolutionError: Temporary failure in name resolution)", NetworkError),
+        (Tool.YT_DLP, 1, "ERROR: [Instagram] xyz: Requested content is not available, rate-limit reached or login "
+         "required. Use --cookies", LoginRequired),
+        (Tool.YT_DLP, 1, "ERROR: [generic] Unable to download webpage: HTTP Error 404: Not Found", NotFound),
+        (Tool.YT_DLP, 1, "ERROR: Unsupported URL: https://example.com/page", UnsupportedURL),
+        (Tool.YT_DLP, 1, "ERROR: [youtube] abc: Private video. Sign in if you've been granted access", LoginRequired),
+        (Tool.YT_DLP, 1, "ERROR: [generic] Unable to download webpage: HTTP Error 429: Too Many Requests", RateLimited),
+        (Tool.YT_DLP, -9, "", ToolCrashed),
+        (Tool.YT_DLP, 1, "Traceback (most recent call last):\n  ...\nKeyError: 'x'", ToolCrashed),
+    ],
+)
+def test_classification_of_recorded_failures(tool: Tool, code: int, stderr: str, expected: type) -> None:
+    error = classify(tool, code, stderr)
+    assert type(error) is expected
+    assert error.hint
+    assert str(tool) in error.message
+
+
+def test_error_detail_drops_query_strings() -> None:
+    error = classify(Tool.YT_DLP, 1, "ERROR: Unable to download: HTTP Error 404 for https://e.com/a.mp4?token=SECRET")
+    assert "SECRET" not in error.user_text()
+
+
+@pytest.mark.parametrize(
+    ("path", "title", "name"),
+    [
+        ("/jobs/1/abc.mp4", "", "abc.mp4"),
+        ("/jobs/1/x.MP4", "My Video: part 1", "My_Video_part_1.mp4"),
+        ("/jobs/1/../../etc/passwd", "", "passwd"),
+        ("/jobs/1/evil\u202egpj.exe", "", "evil_gpj.exe"),
+        ("/jobs/1/.hidden", "", "hidden"),
+        ("/jobs/1/a.verylongextension", "", "a"),
+        ("/jobs/1/" + "x" * 300 + ".jpg", "", "x" * 60 + ".jpg"),
+    ],
+)
+def test_safe_display_names(path: str, title: str, name: str) -> None:
+    assert safe_display_name(path, title) == name
