@@ -121,11 +121,13 @@ async def test_not_found_is_classified(rig: EngineRig, site: MediaServer) -> Non
 
 
 async def test_both_tools_fail_the_more_informative_error_wins(rig: EngineRig, site: MediaServer) -> None:
-    # gallery-dl does not know this URL at all (unsupported), yt-dlp reaches it and gets a 404.
+    # No gallery-dl module claims this URL (no media suffix), so yt-dlp alone runs and reaches a 404.
     job = await rig.engine.submit(JobRequest((site.url("/gone"),), owner=1))
     final = (await finished(rig, job.id)).job
     assert final.state is JobState.FAILED
     assert final.error_kind == NotFound.kind, final.error
+    # yt-dlp's restricted run got a 404, which an unrestricted run would only repeat: it is not made.
+    assert site.request_count("/gone") == 1
 
 
 async def test_partial_gallery_is_done_with_the_error_kept(rig: EngineRig, site: MediaServer) -> None:

@@ -15,7 +15,7 @@ from storyflow import (
     ToolCrashed,
     UnsupportedURL,
 )
-from storyflow.download import Tool, classify, route, safe_display_name
+from storyflow.download import Attempt, Tool, classify, route, safe_display_name
 from storyflow.download._tools import (
     FileLine,
     ProgressLine,
@@ -30,7 +30,9 @@ LIMITS = ToolLimits(max_file_size=10_000_000, max_items=20)
 
 
 def test_gallery_dl_command_is_safe() -> None:
-    command = gallery_dl_command("https://example.com/a.jpg", Path("/jobs/1"), module="directlink", limits=LIMITS)
+    command = gallery_dl_command(
+        "https://example.com/a.jpg", Path("/jobs/1"), modules=("directlink",), limits=LIMITS
+    )
     assert command[-2:] == ["--", "https://example.com/a.jpg"]
     assert "--ignore-config" in command
     assert "-i" not in command
@@ -41,26 +43,31 @@ def test_gallery_dl_command_is_safe() -> None:
 
 def test_ytdlp_command_is_safe() -> None:
     command = ytdlp_command(
-        "https://example.com/v", Path("/jobs/1"), extractor="generic",
+        "https://example.com/v", Path("/jobs/1"), extractors=("generic", "html5"),
         options=JobOptions(max_height=480), limits=LIMITS,
     )
     assert command[-2:] == ["--", "https://example.com/v"]
     assert "--ignore-config" in command
     assert "--enable-file-urls" not in command
     assert "--no-cookies" in command
-    assert command[command.index("--use-extractors") + 1] == "generic"
+    assert command[command.index("--use-extractors") + 1] == "generic,html5"
     assert any("[height<=480]" in part for part in command)
     assert command[command.index("--max-filesize") + 1] == "10000000"
 
 
 def test_routing() -> None:
-    assert route("https://cdn.example.com/x/photo.jpg").tools == (Tool.GALLERY_DL, Tool.YT_DLP)
-    assert route("https://cdn.example.com/x/photo.jpg").gallery_dl_module == "directlink"
-    assert route("https://www.instagram.com/stories/someone/").gallery_dl_module == "instagram"
-    assert route("https://www.youtube.com/watch?v=dQw4w9WgXcQ").tools == (Tool.YT_DLP,)
+    photo = route("https://cdn.example.com/x/photo.jpg")
+    assert photo.attempts == (
+        Attempt(Tool.GALLERY_DL, ("directlink",)), Attempt(Tool.GALLERY_DL),
+        Attempt(Tool.YT_DLP, ("generic", "html5")), Attempt(Tool.YT_DLP),
+    )
+    assert route("https://www.instagram.com/stories/someone/").attempts[0] == Attempt(Tool.GALLERY_DL, ("instagram",))
+    youtube = route("https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+    assert youtube.attempts == (Attempt(Tool.YT_DLP, ("youtube",)), Attempt(Tool.YT_DLP))
+    # A page nobody claims: yt-dlp's generic extractor with the <video> finder first, then every extractor
+    # (the page may embed another site's player).
     page = route("https://example.com/some/page.html")
-    assert page.tools == (Tool.YT_DLP,)
-    assert page.ytdlp_extractor is None  # a generic page may embed another site's player
+    assert page.attempts == (Attempt(Tool.YT_DLP, ("generic", "html5")), Attempt(Tool.YT_DLP))
     assert route("https://videos.example.net/v", ytdlp_first_hosts=["example.net"]).tools == (Tool.YT_DLP,)
 
 
@@ -148,3 +155,19 @@ def test_error_detail_drops_query_strings() -> None:
 )
 def test_safe_display_names(path: str, title: str, name: str) -> None:
     assert safe_display_name(path, title) == name
+
+
+@pytest.mark.parametrize("gallery_dl_first", [True, False])
+def test_when_both_tools_fail_the_more_informative_error_is_kept(gallery_dl_first: bool) -> None:
+    from storyflow.download._classify import more_informative
+
+    unsupported = classify(Tool.GALLERY_DL, 64, "[gallery-dl][error] Unsupported URL 'https://e.com/x'")
+    crashed = classify(Tool.GALLERY_DL, 1, "Traceback (most recent call last):\n  KeyError: 'x'")
+    not_found = classify(Tool.YT_DLP, 1, "ERROR: [generic] Unable to download webpage: HTTP Error 404: Not Found")
+    login = classify(Tool.YT_DLP, 1, "ERROR: [Instagram] x: Requested content is not available. Use --cookies")
+    pairs = [
+        (unsupported, not_found, NotFound), (crashed, unsupported, UnsupportedURL), (not_found, login, LoginRequired)
+    ]
+    for first, second, expected in pairs:
+        a, b = (first, second) if gallery_dl_first else (second, first)
+        assert isinstance(more_informative(a, b), expected)

@@ -12,6 +12,7 @@ from ._events import FileReady as FileReady
 from ._events import JobUpdated as JobUpdated
 from ._events import Notice as Notice
 from ._events import QueueMoved as QueueMoved
+from ._tools import Attempt as Attempt
 from ._tools import Route as Route
 from ._tools import Tool as Tool
 from ._tools import route as route

@@ -29,6 +29,7 @@ from .._errors import (
     StoryFlowError,
     TooLarge,
     UnknownJob,
+    UnsupportedURL,
 )
 from .._util import single_error
 from ..config import DownloadConfig
@@ -36,7 +37,18 @@ from ..jobs import FileState, Job, JobFile, JobRequest, JobState, JobStore, kind
 from ._classify import classify, more_informative
 from ._events import DownloadProgress, EngineEvent, FileReady, JobUpdated, Notice, QueueMoved
 from ._process import run_tool
-from ._tools import FileLine, ProgressLine, Tool, ToolLimits, gallery_dl_command, parse_line, route, ytdlp_command
+from ._tools import (
+    Attempt,
+    FileLine,
+    ProgressLine,
+    Route,
+    Tool,
+    ToolLimits,
+    gallery_dl_command,
+    parse_line,
+    route,
+    ytdlp_command,
+)
 from ._urls import check_destination, validate_url
 
 log = logging.getLogger("storyflow.engine")
@@ -354,27 +366,31 @@ class Engine:
         )
         limits = ToolLimits(self.settings.max_file_size, max(1, self.settings.max_items - len(known)))
         failures: list[DownloadError] = []
-        for tool in chosen.tools:
-            if tool is Tool.GALLERY_DL:
-                command = gallery_dl_command(
-                    url, folder, module=chosen.gallery_dl_module, limits=limits,
-                    cache_file=self.cache_dir / "gallery-dl.sqlite3" if self.cache_dir else None,
-                )
-            else:
-                command = ytdlp_command(
-                    url, folder, extractor=chosen.ytdlp_extractor, options=job.options, limits=limits,
-                    cache_dir=self.cache_dir / "yt-dlp" if self.cache_dir else None,
-                )
+        for attempt in chosen.attempts:
+            if failures and not _worth_trying(attempt, failures[-1], chosen):
+                continue
+            command = self._command(attempt, url, folder, job, limits)
             before = len(known)
             try:
-                await self._run_one_tool(tool, command, job, folder, url, url_index, known, send)
+                await self._run_one_tool(attempt.tool, command, job, folder, url, url_index, known, send)
                 return
             except DownloadError as exc:
                 failures.append(exc)
-                # Once a tool has delivered part of a gallery, a second tool would send it all again.
+                # Once a run has delivered part of a gallery, another run would send it all again.
                 if len(known) > before or isinstance(exc, TooLarge):
                     break
         raise _most_informative(failures)
+
+    def _command(self, attempt: Attempt, url: str, folder: Path, job: Job, limits: ToolLimits) -> list[str]:
+        if attempt.tool is Tool.GALLERY_DL:
+            return gallery_dl_command(
+                url, folder, modules=attempt.extractors, limits=limits,
+                cache_file=self.cache_dir / "gallery-dl.sqlite3" if self.cache_dir else None,
+            )
+        return ytdlp_command(
+            url, folder, extractors=attempt.extractors, options=job.options, limits=limits,
+            cache_dir=self.cache_dir / "yt-dlp" if self.cache_dir else None,
+        )
 
     async def _run_one_tool(
         self,
@@ -502,6 +518,15 @@ class Engine:
         async with trio.open_nursery() as nursery:
             async for job_id in receive:
                 nursery.start_soon(self._run_job, job_id)
+
+
+def _worth_trying(attempt: Attempt, failure: DownloadError, chosen: Route) -> bool:
+    """After a failed run, whether ``attempt`` could do better. An unrestricted rerun of the tool that just
+    failed helps only when the restricted run found nothing it could handle; any other error would repeat."""
+    previous = chosen.attempts[chosen.attempts.index(attempt) - 1]
+    if previous.tool is attempt.tool and previous.restricted and not attempt.restricted:
+        return isinstance(failure, UnsupportedURL | NoMedia)
+    return True
 
 
 def _most_informative(errors: list[DownloadError]) -> DownloadError:

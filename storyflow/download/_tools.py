@@ -28,10 +28,6 @@ PROGRESS_MARK = "@@SF-PROGRESS "
 FILE_MARK = "@@SF-FILE "
 SKIP_MARK = "@@SF-SKIP "
 
-_MEDIA_SUFFIX = re.compile(
-    r"\.(?:jpe?g|png|gif|webp|bmp|heic|mp4|m4v|mov|webm|mkv|avi|3gp|ts|mp3|m4a|aac|ogg|opus|flac|wav)$",
-    re.IGNORECASE,
-)
 # Sites whose URLs gallery-dl may claim but that yt-dlp handles better (video-first sites).
 _YTDLP_FIRST_HOSTS = frozenset(
     {"youtube.com", "youtu.be", "vimeo.com", "twitch.tv", "dailymotion.com", "rumble.com", "streamable.com"}
@@ -44,13 +40,31 @@ class Tool(enum.StrEnum):
 
 
 @attrs.frozen
+class Attempt:
+    """One run of one tool. ``extractors`` restricts the child to what the parent matched (empty: all of them)."""
+
+    tool: Tool
+    extractors: tuple[str, ...] = ()
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.extractors)
+
+
+@attrs.frozen
 class Route:
-    """Which tools to try, in order, and the extractor each should use (``None``: let it match)."""
+    """The runs to try for one URL, in order, until one delivers.
 
-    tools: tuple[Tool, ...]
-    gallery_dl_module: str | None = None
-    ytdlp_extractor: str | None = None
+    A restricted run comes first because it skips most of the tool's start-up; an unrestricted run of the same tool
+    follows it, taken only when the restricted one found nothing it could handle — the site's extractor handed the
+    URL on to another one (an embedded player, a link to another site) that the restriction left out.
+    """
 
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def tools(self) -> tuple[Tool, ...]:
+        return tuple(dict.fromkeys(attempt.tool for attempt in self.attempts))
 
 @functools.cache
 def _gallery_dl_extractors() -> object:
@@ -83,23 +97,25 @@ def gallery_dl_module_for(url: str) -> str | None:
     return None if module in {"generic", "ytdl", "recursive"} else module
 
 
-def ytdlp_extractor_for(url: str) -> str | None:
-    """The yt-dlp extractor name to restrict the child to, or None to let it match by itself."""
+def ytdlp_extractors_for(url: str) -> tuple[str, ...]:
+    """The yt-dlp extractors to restrict the child to: the one that claims ``url``, with the embed extractors a
+    generic page needs (``<video>`` tags are found by ``html5``, not ``generic``)."""
     for ie in _ytdlp_extractor_classes():
         if ie.suitable(url):  # type: ignore[attr-defined]
             name = str(ie.IE_NAME)  # type: ignore[attr-defined]
-            if name == "generic" and not _MEDIA_SUFFIX.search(urlsplit(url).path):
-                # A generic page may embed another site's player; let yt-dlp follow it there.
-                return None
-            return name
-    return None
+            return ("generic", "html5") if name == "generic" else (name,)
+    return ()
+
+
+def _widening(tool: Tool, extractors: tuple[str, ...]) -> tuple[Attempt, ...]:
+    return (Attempt(tool, extractors), Attempt(tool)) if extractors else (Attempt(tool),)
 
 
 _route_lock = threading.Lock()
 
 
 def route(url: str, *, ytdlp_first_hosts: Sequence[str] = ()) -> Route:
-    """Choose the tools for ``url``. CPU-bound (the first call imports both tools' extractor tables):
+    """Choose the runs for ``url``. CPU-bound (the first call imports both tools' extractor tables):
     run it in a worker thread."""
     # gallery-dl fills its extractor cache lazily and not thread-safely: concurrent first calls saw no match.
     with _route_lock:
@@ -108,12 +124,13 @@ def route(url: str, *, ytdlp_first_hosts: Sequence[str] = ()) -> Route:
 
 def _route(url: str, ytdlp_first_hosts: Sequence[str]) -> Route:
     host = (urlsplit(url).hostname or "").lower()
+    ytdlp = _widening(Tool.YT_DLP, ytdlp_extractors_for(url))
     if _host_matches(host, _YTDLP_FIRST_HOSTS) or _host_matches(host, ytdlp_first_hosts):
-        return Route((Tool.YT_DLP,), ytdlp_extractor=ytdlp_extractor_for(url))
+        return Route(ytdlp)
     module = gallery_dl_module_for(url)
     if module is None:
-        return Route((Tool.YT_DLP,), ytdlp_extractor=ytdlp_extractor_for(url))
-    return Route((Tool.GALLERY_DL, Tool.YT_DLP), gallery_dl_module=module, ytdlp_extractor=ytdlp_extractor_for(url))
+        return Route(ytdlp)
+    return Route((*_widening(Tool.GALLERY_DL, (module,)), *ytdlp))
 
 
 @attrs.frozen
@@ -131,7 +148,7 @@ def gallery_dl_command(
     url: str,
     folder: Path,
     *,
-    module: str | None,
+    modules: tuple[str, ...],
     limits: ToolLimits,
     cookies: Path | None = None,
     cache_file: Path | None = None,
@@ -160,8 +177,8 @@ def gallery_dl_command(
         "--Print", f"after:{FILE_MARK}{{_path!j}}",
         "--Print", f"skip:{SKIP_MARK}{{_path!j}}",
     ]
-    if module is not None:
-        command += ["-o", "extractor.modules=" + json.dumps([module])]
+    if modules:
+        command += ["-o", "extractor.modules=" + json.dumps(list(modules))]
     if cookies is not None:
         command += ["--cookies", str(cookies)]
     return [*command, "--", url]
@@ -182,7 +199,7 @@ def ytdlp_command(
     url: str,
     folder: Path,
     *,
-    extractor: str | None,
+    extractors: tuple[str, ...],
     options: JobOptions,
     limits: ToolLimits,
     cookies: Path | None = None,
@@ -213,8 +230,9 @@ def ytdlp_command(
         *_format_for(options),
     ]
     command += ["--cache-dir", str(cache_dir)] if cache_dir is not None else ["--no-cache-dir"]
-    if extractor is not None:
-        command += ["--use-extractors", re.escape(extractor)]
+    if extractors:
+        # yt-dlp reads each name as a regex (full match, any case).
+        command += ["--use-extractors", ",".join(re.escape(name) for name in extractors)]
     command += ["--cookies", str(cookies)] if cookies is not None else ["--no-cookies"]
     return [*command, "--", url]
 
