@@ -20,7 +20,7 @@ from storyflow import (
     TooLarge,
     UnsafeURL,
 )
-from storyflow.download import DownloadProgress, FileReady, JobUpdated, QueueMoved, open_engine
+from storyflow.download import DownloadProgress, FileReady, JobUpdated, Notice, QueueMoved, open_engine
 from storyflow.jobs import FileState, JobOptions, JobRequest, JobState, JobStore, MediaKind, open_store
 from storyflow.testing._httpserver import MediaServer
 
@@ -230,6 +230,30 @@ async def test_file_over_the_size_limit(store: JobStore, jobs_dir: Path, site: M
     assert final is not None
     assert final.state is JobState.FAILED
     assert final.error_kind == TooLarge.kind, final.error
+
+
+async def test_item_limit_caps_a_gallery_and_says_so(
+    store: JobStore, jobs_dir: Path, site: MediaServer, media: MediaFiles
+) -> None:
+    videos = [site.add_file(f"/many/{i}.mp4", media.video if i % 2 else media.video2) for i in range(4)]
+    site.add_html("/many.html", "<html><body>" + "".join(
+        f'<video><source src="{url}" type="video/mp4"></video>' for url in videos) + "</body></html>")
+    notices: list[str] = []
+    async with open_engine(
+        store, engine_settings(max_items=2), jobs_dir=jobs_dir, delivery=CollectingDelivery()
+    ) as engine:
+        engine.subscribe(lambda e: notices.append(e.text) if isinstance(e, Notice) else None)
+        job = await engine.submit(JobRequest((site.url("/many.html"), site.url("/photo.jpg")), owner=1))
+        done = trio.Event()
+        engine.subscribe(lambda e: done.set() if isinstance(e, JobUpdated) and e.job.finished else None)
+        await done.wait()
+    final = await store.get_job(job.id)
+    assert final is not None
+    assert final.state is JobState.DONE, final.error
+    assert len(final.files) == 2
+    assert site.request_count("/photo.jpg") == 0  # the limit was reached before the second link
+    assert sum(site.request_count(f"/many/{i}.mp4") for i in range(2, 4)) == 0
+    assert any("limit of 2 files" in text for text in notices)
 
 
 async def test_owner_limit_is_refused_clearly(store: JobStore, jobs_dir: Path, site: MediaServer) -> None:

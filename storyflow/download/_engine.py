@@ -334,14 +334,15 @@ class Engine:
                 await send.send(file)
         errors: list[DownloadError] = []
         for url_index, url in enumerate(job.urls, start=1):
-            if len(known) >= self.settings.max_items:
-                self._emit(Notice(job.id, f"stopped at {self.settings.max_items} files (the per-job limit)"))
-                break
             try:
                 await self._download_url(job, folder, url, url_index, known, send)
             except DownloadError as exc:
                 log.info("job %d: %s failed: %s", job.id, url, exc.message)
                 errors.append(exc)
+            if len(known) >= self.settings.max_items:
+                self._emit(Notice(job.id, f"reached the limit of {self.settings.max_items} files per job;"
+                                          " anything beyond it was not downloaded"))
+                break
         if not errors:
             return
         worst = _most_informative(errors)
