@@ -8,18 +8,30 @@
      ├── JobRefused                  the job was not accepted
      │    ├── OwnerLimitReached      too many unfinished jobs for this owner
      │    └── UnknownJob             no job with that id (for this owner)
-     └── DownloadError               a download failed (gallery-dl / yt-dlp)
-          ├── LoginRequired          cookies or a login are needed
-          ├── NotFound               private, deleted or never existed
-          ├── UnsupportedURL         neither tool knows the site
-          ├── RateLimited            the site said slow down
-          ├── TooLarge               over the size or item limit
-          ├── NetworkError           DNS, refused, reset, TLS
-          ├── DownloadTimeout        the job ran out of wall-clock time
-          ├── NoMedia                the tools ran fine but found nothing
-          └── ToolCrashed            the tool died in a way we cannot read
+     ├── DownloadError               a download failed (gallery-dl / yt-dlp)
+     │    ├── LoginRequired          cookies or a login are needed
+     │    ├── NotFound               private, deleted or never existed
+     │    ├── UnsupportedURL         neither tool knows the site
+     │    ├── RateLimited            the site said slow down
+     │    ├── TooLarge               over the size or item limit
+     │    ├── NetworkError           DNS, refused, reset, TLS
+     │    ├── DownloadTimeout        the job ran out of wall-clock time
+     │    ├── NoMedia                the tools ran fine but found nothing
+     │    └── ToolCrashed            the tool died in a way we cannot read
+     └── TelegramError               Telegram refused or failed a call
+          ├── FloodWait              wait ``seconds`` (FLOOD_WAIT_X, FLOOD_PREMIUM_WAIT_X, SLOWMODE_WAIT_X)
+          ├── MessageGone            the message to edit, reply to or fetch no longer exists
+          ├── NotModified            an edit that changes nothing (harmless)
+          ├── ChatUnavailable        no right to write there (banned, left, read-only, private)
+          ├── MediaRejected          Telegram refused a file (size, parts, dimensions, caption)
+          ├── ReferenceExpired       a stored file reference is no longer valid
+          ├── DuplicateSend          a random_id was used before: that send already happened
+          ├── NotAuthorized          the session is not (or no longer) logged in
+          ├── PeerNotFound           no such user, chat or username
+          └── TelegramUnavailable    network trouble or an internal Telegram error
 
-Download errors are made in exactly one place, ``storyflow.download._classify``.
+Download errors are made in exactly one place, ``storyflow.download._classify``; Telegram errors in exactly one
+place, ``storyflow.telegram._gateway`` (the only module that imports Telethon).
 """
 
 from __future__ import annotations
@@ -134,6 +146,65 @@ class ToolCrashed(DownloadError):
     kind = "tool_crashed"
     default_hint = "the downloader failed unexpectedly; try again or report the link"
     informativeness = 2
+
+
+class TelegramError(StoryFlowError):
+    kind = "telegram"
+    default_hint = "Telegram refused the request"
+
+
+class FloodWait(TelegramError):
+    kind = "flood_wait"
+    default_hint = "Telegram asked to slow down; StoryFlow waits and goes on"
+
+    def __init__(self, message: str, *, seconds: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.seconds = seconds
+
+
+class MessageGone(TelegramError):
+    kind = "message_gone"
+    default_hint = "the message was deleted"
+
+
+class NotModified(TelegramError):
+    kind = "not_modified"
+    default_hint = ""
+
+
+class ChatUnavailable(TelegramError):
+    kind = "chat_unavailable"
+    default_hint = "StoryFlow cannot write in that chat"
+
+
+class MediaRejected(TelegramError):
+    kind = "media_rejected"
+    default_hint = "Telegram did not accept this file"
+
+
+class ReferenceExpired(TelegramError):
+    kind = "reference_expired"
+    default_hint = "the stored copy on Telegram expired"
+
+
+class DuplicateSend(TelegramError):
+    kind = "duplicate_send"
+    default_hint = ""
+
+
+class NotAuthorized(TelegramError):
+    kind = "not_authorized"
+    default_hint = "log in again with `storyflow login`"
+
+
+class PeerNotFound(TelegramError):
+    kind = "peer_not_found"
+    default_hint = "check the @username or id"
+
+
+class TelegramUnavailable(TelegramError):
+    kind = "telegram_unavailable"
+    default_hint = "Telegram could not be reached; StoryFlow retries"
 
 
 def error_class_for_kind(kind: str) -> type[StoryFlowError]:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -51,6 +52,14 @@ def _build_parser() -> argparse.ArgumentParser:
     get.add_argument("--max-height", type=int, metavar="PIXELS", help="best video no taller than this")
 
     commands.add_parser("doctor", help="show versions, paths and what is missing")
+
+    run = commands.add_parser("run", help="run the userbot on your Telegram account until SIGINT/SIGTERM")
+    del run
+    login = commands.add_parser("login", help="log in to Telegram (phone, code, 2FA password) and save the session")
+    login.add_argument(
+        "--print", dest="print_session", action="store_true",
+        help="print the session string (for telegram.session_string on a server) instead of saving it",
+    )
     return parser
 
 
@@ -74,7 +83,95 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _doctor(config, console)
     if args.command == "get":
         return _get(args, config, console)
+    if args.command == "run":
+        return _run(config, console, verbose=args.verbose)
+    if args.command == "login":
+        return _login(config, console, print_session=args.print_session)
     raise AssertionError(args.command)
+
+
+# -- run and login ----------------------------------------------------------------------------------------
+
+
+class _Shutdown(Exception):
+    """A signal asked the userbot to stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+
+
+async def _raise_on_signal(console: Console) -> None:
+    # Trio's default KeyboardInterrupt can land inside an asyncio callback of trio-asyncio and hang the process;
+    # receiving the signals ourselves and leaving through an exception always works.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            console.print(f"[yellow]{signal.Signals(signum).name}: stopping (jobs are kept and resume next time)[/]")
+            raise _Shutdown(signum)
+
+
+async def _run_async(config: Config, console: Console) -> int:
+    from ..bot import run_userbot
+
+    failures: list[BaseException] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_raise_on_signal, console)
+            await run_userbot(config)
+            nursery.cancel_scope.cancel()
+    except* _Shutdown:
+        pass
+    except* StoryFlowError as group:
+        failures.extend(group.exceptions)
+    for error in failures:
+        console.print(f"[red]error:[/] {error.user_text() if isinstance(error, StoryFlowError) else error}")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _run(config: Config, console: Console, *, verbose: bool) -> int:
+    if not verbose:
+        logging.getLogger("storyflow").setLevel(logging.INFO)
+    return trio.run(_run_async, config, console)
+
+
+async def _ask(question: str, secret: bool) -> str:
+    import getpass
+
+    def read() -> str:
+        return getpass.getpass(question) if secret else input(question)
+
+    try:
+        return await trio.to_thread.run_sync(read, abandon_on_cancel=True)
+    except EOFError:
+        raise InputError("no answer (end of input)", hint="run `storyflow login` in a terminal") from None
+
+
+async def _login_async(config: Config, console: Console, *, print_session: bool) -> int:
+    from ..bot import session_path, write_session
+    from ..bot._run import gateway_settings
+    from ..telegram._gateway import login
+
+    settings = gateway_settings(config, session="")
+    try:
+        session, me = await login(settings, _ask)
+    except StoryFlowError as exc:
+        console.print(f"[red]login failed:[/] {exc.user_text()}")
+        return EXIT_FAILED
+    if print_session:
+        Console(highlight=False, soft_wrap=True).print(session)
+        console.print(f"[green]logged in as {me.name}[/]; keep that string secret (it is the whole login)")
+    else:
+        path = session_path(config)
+        await trio.to_thread.run_sync(write_session, path, session)
+        console.print(f"[green]logged in as {me.name}[/]; session saved to {path} (readable by you only)")
+    return EXIT_OK
+
+
+def _login(config: Config, console: Console, *, print_session: bool) -> int:
+    try:
+        return trio.run(partial(_login_async, config, console, print_session=print_session))
+    except StoryFlowError as exc:
+        console.print(f"[red]error:[/] {exc.user_text()}")
+        return EXIT_USAGE
 
 
 # -- get --------------------------------------------------------------------------------------------------

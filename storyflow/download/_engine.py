@@ -13,7 +13,7 @@ import math
 import re
 import shutil
 import unicodedata
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
@@ -75,6 +75,10 @@ class DeliveryHandle:
 
     async def delivered(self, file: JobFile) -> None:
         await self._store.set_file_state(file.job_id, file.index, FileState.DELIVERED)
+
+    async def delivered_all(self, files: list[JobFile]) -> None:
+        """Several files delivered by one message (an album): recorded together or not at all."""
+        await self._store.set_files_state(self.job.id, [f.index for f in files], FileState.DELIVERED)
 
     async def failed(self, file: JobFile, error: StoryFlowError) -> None:
         log.info("job %d: file %d not delivered: %s", file.job_id, file.index, error.message)
@@ -183,6 +187,13 @@ class Engine:
             job = await self.store.add_job(attrs.evolve(request, urls=urls))
         self._enqueue(job)
         return job
+
+    def set_limits(self, *, max_concurrent: int, max_jobs_per_owner: int) -> None:
+        """Change limits while running (``.settings``): the limiter grows or shrinks for the next downloads."""
+        self.settings = attrs.evolve(
+            self.settings, max_concurrent=max_concurrent, max_jobs_per_owner=max_jobs_per_owner
+        )
+        self._limiter.total_tokens = max_concurrent
 
     def queue_position(self, job_id: int) -> int | None:
         """1-based place among jobs waiting for a download slot; None if not waiting."""
@@ -546,12 +557,15 @@ async def open_engine(
     delivery: Delivery,
     cache_dir: Path | None = None,
     resume: bool = True,
+    observers: Sequence[Callable[[EngineEvent], None]] = (),
 ) -> AsyncIterator[Engine]:
     """Run an engine for the duration of the block: sweeps orphan folders, resumes unfinished jobs.
 
     Leaving the block cancels running jobs; they stay unfinished in the store and resume on the next start.
     """
     engine = Engine(store, settings, jobs_dir, delivery, cache_dir)
+    for observer in observers:
+        engine.subscribe(observer)
     send, receive = trio.open_memory_channel[int](math.inf)
     engine._start = send
     await engine._sweep()

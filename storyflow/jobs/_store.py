@@ -63,8 +63,40 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (job_id, idx),
     UNIQUE (job_id, path)
 );
+-- The userbot's memory besides jobs.
+CREATE TABLE IF NOT EXISTS peers (
+    chat_id INTEGER PRIMARY KEY,
+    peer BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access (
+    kind TEXT NOT NULL,            -- 'user' or 'chat'
+    id INTEGER NOT NULL,
+    allowed INTEGER NOT NULL,      -- 0: denied, overriding the config's allow-list
+    name TEXT NOT NULL DEFAULT '',
+    changed_at REAL NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- One random_id per message StoryFlow sends for a job, chosen and saved before the send: a send repeated after a
+-- crash reuses it, and Telegram answers RANDOM_ID_DUPLICATE instead of posting twice.
+CREATE TABLE IF NOT EXISTS sends (
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    slot TEXT NOT NULL,
+    random_id INTEGER NOT NULL,
+    message_id INTEGER,
+    PRIMARY KEY (job_id, slot)
+);
+CREATE TABLE IF NOT EXISTS sent_cache (
+    key TEXT PRIMARY KEY,
+    chat_id INTEGER NOT NULL,
+    items TEXT NOT NULL,           -- JSON: [{"message_id": …, "media": SentMedia, "caption": html}]
+    created_at REAL NOT NULL
+);
 """
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _UNFINISHED = (JobState.QUEUED.value, JobState.DOWNLOADING.value, JobState.DELIVERING.value)
 
 
@@ -146,6 +178,18 @@ class JobStore:
                 )
 
         await self._run(update)
+
+    async def job_for_message(self, chat_id: int, message_id: int) -> Job | None:
+        """The job whose command or status message this is."""
+
+        def load() -> Job | None:
+            jobs = self._select(
+                "chat_id = ? AND (status_message_id = ? OR message_id = ?) ORDER BY id DESC LIMIT 1",
+                (chat_id, message_id, message_id),
+            )
+            return jobs[0] if jobs else None
+
+        return await self._run(load)
 
     async def unfinished_jobs(self) -> list[Job]:
         """Every job a crash may have interrupted, oldest first."""
@@ -237,8 +281,120 @@ class JobStore:
 
         await self._run(update)
 
+    async def set_files_state(self, job_id: int, indices: list[int], state: FileState) -> None:
+        """Several files at once, in one transaction."""
+
+        def update() -> None:
+            with self._db:
+                self._db.executemany(
+                    "UPDATE files SET state = ? WHERE job_id = ? AND idx = ?",
+                    [(state.value, job_id, index) for index in indices],
+                )
+
+        await self._run(update)
+
     async def files(self, job_id: int) -> list[JobFile]:
         return await self._run(lambda: self._files(job_id))
+
+    # -- the userbot's memory -----------------------------------------------------------------------------
+
+    async def remember_peer(self, chat_id: int, peer: bytes) -> None:
+        def upsert() -> None:
+            with self._db:
+                self._db.execute("INSERT OR REPLACE INTO peers (chat_id, peer) VALUES (?, ?)", (chat_id, peer))
+
+        await self._run(upsert)
+
+    async def peers(self) -> dict[int, bytes]:
+        def load() -> dict[int, bytes]:
+            return {int(r["chat_id"]): bytes(r["peer"]) for r in self._db.execute("SELECT * FROM peers")}
+
+        return await self._run(load)
+
+    async def set_access(self, kind: str, entity_id: int, *, allowed: bool, name: str = "") -> None:
+        def upsert() -> None:
+            with self._db:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO access (kind, id, allowed, name, changed_at) VALUES (?, ?, ?, ?, ?)",
+                    (kind, entity_id, int(allowed), name, time.time()),
+                )
+
+        await self._run(upsert)
+
+    async def access_rules(self) -> list[tuple[str, int, bool, str]]:
+        """``(kind, id, allowed, name)`` for every user or chat the owner allowed or denied from the chat."""
+
+        def load() -> list[tuple[str, int, bool, str]]:
+            rows = self._db.execute("SELECT kind, id, allowed, name FROM access ORDER BY changed_at")
+            return [(r["kind"], int(r["id"]), bool(r["allowed"]), r["name"]) for r in rows]
+
+        return await self._run(load)
+
+    async def set_setting(self, key: str, value: str | None) -> None:
+        def upsert() -> None:
+            with self._db:
+                if value is None:
+                    self._db.execute("DELETE FROM settings WHERE key = ?", (key,))
+                else:
+                    self._db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+
+        await self._run(upsert)
+
+    async def settings(self) -> dict[str, str]:
+        def load() -> dict[str, str]:
+            return {r["key"]: r["value"] for r in self._db.execute("SELECT key, value FROM settings")}
+
+        return await self._run(load)
+
+    async def send_id(self, job_id: int, slot: str, new_id: int) -> int:
+        """The random_id of one planned send of a job: ``new_id`` the first time, the saved one ever after."""
+
+        def get_or_insert() -> int:
+            with self._db:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO sends (job_id, slot, random_id) VALUES (?, ?, ?)", (job_id, slot, new_id)
+                )
+                (saved,) = self._db.execute(
+                    "SELECT random_id FROM sends WHERE job_id = ? AND slot = ?", (job_id, slot)
+                ).fetchone()
+            return int(saved)
+
+        return await self._run(get_or_insert)
+
+    async def cached_send(self, key: str) -> tuple[int, list[dict[str, object]]] | None:
+        def load() -> tuple[int, list[dict[str, object]]] | None:
+            row = self._db.execute("SELECT chat_id, items FROM sent_cache WHERE key = ?", (key,)).fetchone()
+            return None if row is None else (int(row["chat_id"]), json.loads(row["items"]))
+
+        return await self._run(load)
+
+    async def cache_send(self, key: str, chat_id: int, items: list[dict[str, object]]) -> None:
+        def upsert() -> None:
+            with self._db:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO sent_cache (key, chat_id, items, created_at) VALUES (?, ?, ?, ?)",
+                    (key, chat_id, json.dumps(items), time.time()),
+                )
+
+        await self._run(upsert)
+
+    async def forget_cached_send(self, key: str) -> None:
+        def delete() -> None:
+            with self._db:
+                self._db.execute("DELETE FROM sent_cache WHERE key = ?", (key,))
+
+        await self._run(delete)
+
+    async def delivered_totals(self) -> tuple[int, int]:
+        """(files delivered, bytes delivered) over all jobs."""
+
+        def count() -> tuple[int, int]:
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files WHERE state = ?", (FileState.DELIVERED.value,)
+            ).fetchone()
+            return int(row[0]), int(row[1])
+
+        return await self._run(count)
 
     # -- internals (worker thread) ------------------------------------------------------------------------
 

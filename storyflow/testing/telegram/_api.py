@@ -45,6 +45,10 @@ _MEGABYTE = 1024 * 1024
 
 Handler = Callable[["Connection", Any], object]
 
+# What a key that is not signed in may call (Telegram answers AUTH_KEY_UNREGISTERED to the rest);
+# account.getPassword only between a right login code and the 2FA check.
+_WITHOUT_SIGN_IN = frozenset({"help.getConfig", "help.getNearestDc", "help.getAppConfig", "account.getPassword"})
+
 
 class Api:
     def __init__(self, server: LoopbackTelegram) -> None:
@@ -82,10 +86,13 @@ class Api:
             st.GetPeerStoriesRequest: self.get_peer_stories,
             st.GetStoriesByIDRequest: self.get_stories_by_id,
             st.GetPinnedStoriesRequest: self.get_pinned_stories,
+            **server.logins.handlers(),
         }
 
     def call(self, connection: Connection, request: TLRequest, method: str) -> object:
         self.calls[method] = self.calls.get(method, 0) + 1
+        if not connection.authorized and not (method in _WITHOUT_SIGN_IN or method.startswith("auth.")):
+            raise RpcFailure(401, "AUTH_KEY_UNREGISTERED")
         handler = self._handlers.get(type(request))
         if handler is None:
             log.warning("loopback Telegram does not implement %s", method)

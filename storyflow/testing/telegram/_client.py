@@ -14,7 +14,7 @@ from typing import Any
 import trio
 import trio_asyncio
 from telethon import TelegramClient
-from telethon.sessions import StringSession
+from telethon.sessions import Session, StringSession
 
 from ._server import LoopbackTelegram
 from ._state import Account
@@ -39,30 +39,46 @@ CLIENT_SETTINGS: dict[str, Any] = {
 }
 
 
+def _session(
+    server: LoopbackTelegram, account: Account | None, session: str | Session | None, new_device: bool
+) -> Session:
+    if isinstance(session, Session):
+        return session
+    if session is not None:
+        return StringSession(session)
+    if account is None:
+        return server.login_session()
+    return StringSession(server.session_string(account, new_device=new_device))
+
+
 @asynccontextmanager
 async def open_client(
     server: LoopbackTelegram,
-    account: Account,
+    account: Account | None,
     *,
-    session: str | None = None,
+    session: str | Session | None = None,
     new_device: bool = False,
     **settings: Any,
 ) -> AsyncIterator[TelegramClient]:
     """Yield a connected TelegramClient logged in as `account` (own asyncio loop, shielded disconnect).
 
-    `session` overrides the session string (e.g. `server.unknown_session_string()`); `new_device=True`
-    gives the client its own auth key, like a second logged-in device; `settings` override
-    `CLIENT_SETTINGS`.
+    `account=None` (and no `session`) gives a client on an empty session, as before a first login: it
+    connects by creating a new, not yet signed-in auth key (the server's RSA key is trusted for it).
+    `session` overrides the session, as a string (e.g. `server.unknown_session_string()`, or what
+    `client.session.save()` gave after a login) or a Telethon Session; `new_device=True` gives the client
+    its own auth key, like a second logged-in device; `settings` override `CLIENT_SETTINGS`.
     """
     # help.getConfig is cached on the class; a previous test's server has another port.
     TelegramClient._config = None
-    string = session if session is not None else server.session_string(account, new_device=new_device)
+    chosen = _session(server, account, session, new_device)
+    if not chosen.auth_key:
+        server.trust_rsa_key()
     async with AsyncExitStack() as stack:
         # A client is bound to the asyncio loop it connected on, and `aio_as_trio` uses the innermost
         # loop: so clients opened inside one another share the first loop instead of nesting new ones.
         if trio_asyncio.current_loop.get() is None:
             await stack.enter_async_context(trio_asyncio.open_loop())
-        client = TelegramClient(StringSession(string), **{**CLIENT_SETTINGS, **settings})
+        client = TelegramClient(chosen, **{**CLIENT_SETTINGS, **settings})
         try:
             await trio_asyncio.aio_as_trio(client.connect)()
             yield client

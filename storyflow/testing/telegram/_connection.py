@@ -18,7 +18,7 @@ from telethon.tl.tlobject import TLObject, TLRequest
 from ._crypto import MessageKeyMismatch, ServerMsgIds, decrypt_client_packet, encrypt_server_message
 from ._errors import RpcFailure
 from ._faults import DropConnection, normalize_method_name
-from ._state import Account
+from ._state import Account, AuthKeyRecord
 from ._transport import TcpFullStream
 
 if TYPE_CHECKING:
@@ -73,9 +73,7 @@ def serialize_result(value: object) -> bytes:
 class Connection:
     server: LoopbackTelegram
     transport: TcpFullStream
-    account: Account
-    auth_key: bytes
-    key_id: int
+    auth: AuthKeyRecord
     receives_updates: bool = False
     session_id: int | None = None
     init_connection: functions.InitConnectionRequest | None = None
@@ -89,6 +87,26 @@ class Connection:
 
     def __attrs_post_init__(self) -> None:
         self._outgoing_send, self._outgoing_receive = trio.open_memory_channel[_Outgoing](_OUTGOING_BACKLOG)
+
+    @property
+    def auth_key(self) -> bytes:
+        return self.auth.key
+
+    @property
+    def key_id(self) -> int:
+        return self.auth.key_id
+
+    @property
+    def authorized(self) -> bool:
+        return self.auth.account is not None
+
+    @property
+    def account(self) -> Account:
+        """The signed-in account; on an unauthorized key every handler that needs one answers 401."""
+        account = self.auth.account
+        if account is None:
+            raise RpcFailure(401, "AUTH_KEY_UNREGISTERED")
+        return account
 
     # --- lifetime -------------------------------------------------------------------------------
 
@@ -113,7 +131,7 @@ class Connection:
         try:
             self._outgoing_send.send_nowait(_Outgoing(bytes(updates), content_related=True, reply=False))
         except trio.WouldBlock:
-            log.warning("%s is not reading its updates; dropping the connection", self.account)
+            log.warning("%s is not reading its updates; dropping the connection", self.auth.account)
             self.close()
 
     # --- incoming -------------------------------------------------------------------------------
@@ -124,7 +142,7 @@ class Connection:
         try:
             message = decrypt_client_packet(self.auth_key, packet)
         except MessageKeyMismatch:
-            log.warning("undecryptable packet from %s", self.account)
+            log.warning("undecryptable packet from %s", self.auth.account)
             raise DropConnection from None
         if message.session_id != self.session_id:
             self.session_id = message.session_id
@@ -135,7 +153,7 @@ class Connection:
         try:
             obj = BinaryReader(message.body).tgread_object()
         except (TypeNotFoundError, BufferError, struct.error) as error:
-            log.warning("unparseable message from %s: %s", self.account, error)
+            log.warning("unparseable message from %s: %s", self.auth.account, error)
             self._queue_rpc_error(message.msg_id, RpcFailure(400, "INPUT_METHOD_INVALID"))
             return
         self._handle_object(message.msg_id, obj, nursery)

@@ -21,10 +21,15 @@ from telethon.tl.tlobject import TLObject
 from . import _render as render
 from ._api import Api
 from ._connection import Connection
+from ._crypto import ServerMsgIds
 from ._errors import RpcFailure, bad_request
 from ._faults import DropConnection, FaultPlan
+from ._handshake import HandshakeError, KeyExchange, is_plain_message, plain_message, read_plain_message
+from ._login import Logins, normalize_phone
+from ._rsa import ServerRsaKey, process_rsa_key, trust_server_key
 from ._state import (
     Account,
+    AuthKeyRecord,
     Channel,
     Chat,
     Group,
@@ -60,6 +65,16 @@ def _key_id(key: bytes) -> int:
     return int(AuthKey(key).key_id)
 
 
+def login_session(port: int, host: str = "127.0.0.1") -> StringSession:
+    """An empty StringSession aimed at a loopback server: what a first login starts from.
+
+    It has no auth key, so it cannot be saved as a string yet; Telethon creates the key on connect.
+    """
+    session = StringSession()
+    session.set_dc(render.DC_ID, host, port)
+    return session
+
+
 def _sniff_image_size(data: bytes | None) -> tuple[int, int]:
     """Width and height from a PNG or JPEG header; (0, 0) when unknown."""
     if not data:
@@ -88,19 +103,34 @@ class LoopbackTelegram:
     Trio-flavoured. Start it with `port = await nursery.start(server.serve)` (or the
     `open_loopback_telegram()` context manager); accounts `owner`, `friend` and `stranger` exist from the
     start, and `session_string(account)` gives a Telethon StringSession that points at this server.
+
+    A client may also start from an empty session (`login_session()`): it creates an auth key with the
+    key exchange, which needs this server's RSA key trusted in the client's process (`trust_rsa_key()`,
+    or `trust_server_key(rsa_public_key_pem)` in a child process), and then signs in with a code
+    (`last_login_code(phone)`), a 2FA password (`set_password`) or a QR token (`accept_login_token`).
     """
 
     host: str = "127.0.0.1"
     keep_file_bytes_limit: int = DEFAULT_KEEP_FILE_BYTES
+    # None: the key shared by every server in this process, generated on first use (~0.3 s).
+    _rsa_key: ServerRsaKey | None = attrs.field(default=None, alias="rsa_key")
+    # Every login code is this one when set (handy for a child process typing it); else random digits.
+    login_code: str | None = None
+    # Called with each login code sent, e.g. to print it (the standalone server does).
+    on_login_code: Callable[[Account, str], None] | None = None
     port: int = attrs.field(init=False, default=0)
     faults: FaultPlan = attrs.field(init=False, factory=FaultPlan)
     uploads: UploadStore = attrs.field(init=False)
+    logins: Logins = attrs.field(init=False)
     api: Api = attrs.field(init=False)
+    completed_key_exchanges: int = attrs.field(init=False, default=0)
     _accounts: dict[str, Account] = attrs.field(init=False, factory=dict)
     _accounts_by_id: dict[int, Account] = attrs.field(init=False, factory=dict)
-    _keys: dict[int, tuple[Account, bytes]] = attrs.field(init=False, factory=dict)
+    _keys: dict[int, AuthKeyRecord] = attrs.field(init=False, factory=dict)
     _boxes: dict[int, UpdateBox] = attrs.field(init=False, factory=dict)
+    # Connections of signed-in keys by user id (who gets updates), and of every key by key id.
     _connections: dict[int, set[Connection]] = attrs.field(init=False, factory=dict)
+    _key_connections: dict[int, set[Connection]] = attrs.field(init=False, factory=dict)
     _withheld_updates: dict[int, int] = attrs.field(init=False, factory=dict)
     _messages: dict[int, MessageRecord] = attrs.field(init=False, factory=dict)
     _chat_messages: dict[Chat, list[MessageRecord]] = attrs.field(init=False, factory=dict)
@@ -117,6 +147,7 @@ class LoopbackTelegram:
 
     def __attrs_post_init__(self) -> None:
         self.uploads = UploadStore(keep_bytes_limit=self.keep_file_bytes_limit)
+        self.logins = Logins(self, fixed_code=self.login_code, on_code=self.on_login_code)
         self.api = Api(self)
         self.add_account("owner", first_name="Owner", username="storyflow_owner")
         self.add_account("friend", first_name="Friend", username="storyflow_friend")
@@ -137,15 +168,16 @@ class LoopbackTelegram:
         connection: Connection | None = None
         try:
             first = await transport.receive_packet()
+            if first is not None and is_plain_message(first):
+                first = await self._exchange_keys(transport, first)
             if first is None or len(first) < 8:
                 return
             known = self._keys.get(struct.unpack_from("<Q", first)[0])
             if known is None:
                 await transport.send_transport_error(_UNKNOWN_KEY_ANSWER)
                 return
-            account, key = known
-            connection = Connection(self, transport, account, key, _key_id(key))
-            self._connections.setdefault(account.user_id, set()).add(connection)
+            connection = Connection(self, transport, known)
+            self._attach(connection)
             await connection.run(first)
         except* (DropConnection, TransportError, trio.BrokenResourceError, trio.ClosedResourceError) as closed:
             log.debug("connection closed: %r", closed.exceptions)
@@ -155,8 +187,141 @@ class LoopbackTelegram:
             self.internal_errors.extend(failed.exceptions)
         finally:
             if connection is not None:
-                self._connections[connection.account.user_id].discard(connection)
+                self._detach(connection)
             await trio.aclose_forcefully(stream)
+
+    async def _exchange_keys(self, transport: TcpFullStream, packet: bytes | None) -> bytes | None:
+        """Answer unencrypted messages (the auth key exchange) until the client sends an encrypted one,
+        usually on its new key; returns that packet, or None when the client hung up."""
+        exchange = KeyExchange(self.rsa_key)
+        msg_ids = ServerMsgIds()
+        while packet is not None and is_plain_message(packet):
+            try:
+                answer = exchange.answer(read_plain_message(packet))
+            except HandshakeError as error:
+                log.warning("auth key exchange failed: %s", error)
+                raise DropConnection from error
+            key = exchange.take_key()
+            if key is not None:
+                if _key_id(key) in self._keys:
+                    raise DropConnection  # 2**-64; Telethon starts over on the next connection
+                self._register_key(key, None)
+                self.completed_key_exchanges += 1
+            await transport.send_packet(plain_message(msg_ids.next(reply=True), bytes(answer)))
+            packet = await transport.receive_packet()
+        return packet
+
+    # --- auth keys ------------------------------------------------------------------------------
+
+    @property
+    def rsa_key(self) -> ServerRsaKey:
+        """The RSA key pair this server proves itself with in the key exchange."""
+        if self._rsa_key is None:
+            self._rsa_key = process_rsa_key()
+        return self._rsa_key
+
+    @property
+    def rsa_public_key_pem(self) -> str:
+        """The PEM a client process needs trusted (`trust_server_key`) before its first key exchange."""
+        return self.rsa_key.public_pem
+
+    @property
+    def rsa_public_key_line(self) -> str:
+        """The same key as one line of base64 (what the standalone server prints as `rsa_key=`)."""
+        return self.rsa_key.public_key_line
+
+    def trust_rsa_key(self) -> None:
+        """Make Telethon in this process accept this server in a key exchange."""
+        trust_server_key(self.rsa_public_key_pem)
+
+    def login_session(self) -> StringSession:
+        """An empty StringSession aimed at this server, for a first login (see `login_session()`)."""
+        if not self.port:
+            raise RuntimeError("the server is not listening yet")
+        return login_session(self.port, self.host)
+
+    def _register_key(self, key: bytes, account: Account | None) -> AuthKeyRecord:
+        record = AuthKeyRecord(key=key, key_id=_key_id(key))
+        self._keys[record.key_id] = record
+        if account is not None:
+            self.authorize_key(record, account)
+        return record
+
+    def authorize_key(self, record: AuthKeyRecord, account: Account) -> None:
+        """Bind a key to an account (a successful sign-in): its connections now get updates."""
+        record.account = account
+        if record.key not in account.auth_keys:
+            account.auth_keys.append(record.key)
+        for connection in self._key_connections.get(record.key_id, ()):
+            self._connections.setdefault(account.user_id, set()).add(connection)
+        self.notify()
+
+    def drop_key(self, record: AuthKeyRecord) -> None:
+        """Forget a key (auth.logOut): live connections on it are unauthorized, new ones get -404."""
+        self._keys.pop(record.key_id, None)
+        account, record.account = record.account, None
+        if account is not None:
+            if record.key in account.auth_keys:
+                account.auth_keys.remove(record.key)
+            for connection in self._key_connections.get(record.key_id, ()):
+                self._connections.get(account.user_id, set()).discard(connection)
+        self.notify()
+
+    def account_for_key(self, key: bytes) -> Account | None:
+        """Whom a key (e.g. `client.session.auth_key.key`) is signed in as; None if unauthorized or unknown."""
+        record = self._keys.get(_key_id(key))
+        return None if record is None else record.account
+
+    def connections_on_key(self, key_id: int) -> list[Connection]:
+        return list(self._key_connections.get(key_id, ()))
+
+    def _attach(self, connection: Connection) -> None:
+        self._key_connections.setdefault(connection.key_id, set()).add(connection)
+        if connection.auth.account is not None:
+            self._connections.setdefault(connection.auth.account.user_id, set()).add(connection)
+
+    def _detach(self, connection: Connection) -> None:
+        connections = self._key_connections.get(connection.key_id)
+        if connections is not None:
+            connections.discard(connection)
+            if not connections:
+                del self._key_connections[connection.key_id]
+        for by_account in self._connections.values():
+            by_account.discard(connection)
+
+    # --- logging in: what tests set and read ----------------------------------------------------
+
+    def account_by_phone(self, phone: str) -> Account | None:
+        wanted = normalize_phone(phone)
+        return next((a for a in self._accounts.values() if a.phone == wanted), None)
+
+    def last_login_code(self, phone: str | Account) -> str | None:
+        """The code of the last auth.sendCode for this phone (what the app would show), if still pending."""
+        return self.logins.last_code(phone.phone if isinstance(phone, Account) else phone)
+
+    async def wait_for_login_code(self, phone: str | Account) -> str:
+        """The login code for this phone, waiting (on events) for a client to ask for one."""
+        return await self.wait_until(lambda: self.last_login_code(phone))
+
+    def expire_login_code(self, phone: str | Account) -> None:
+        """The pending code for this phone answers PHONE_CODE_EXPIRED from now on."""
+        self.logins.expire_code(phone.phone if isinstance(phone, Account) else phone)
+
+    def set_password(self, account: Account, password: str | None, *, hint: str | None = None) -> None:
+        """Turn on 2FA (None: off). Sign-ins then answer SESSION_PASSWORD_NEEDED until the SRP check.
+        Costs one 100 000-round PBKDF2 (~0.1 s), as on a real client."""
+        self.logins.set_password(account, password, hint=hint)
+
+    def last_login_token(self) -> bytes | None:
+        """The latest QR login token a client exported (the bytes inside its tg://login URL)."""
+        return self.logins.last_token
+
+    async def wait_for_login_token(self) -> bytes:
+        return await self.wait_until(self.last_login_token)
+
+    def accept_login_token(self, account: Account, token: bytes) -> None:
+        """Scan the QR code on another device of `account` (what auth.acceptLoginToken does)."""
+        self.logins.accept_token(account, token)
 
     # --- accounts and peers ---------------------------------------------------------------------
 
@@ -174,12 +339,11 @@ class LoopbackTelegram:
             username=username,
             phone=f"999{user_id % 10_000_000:07d}",
             premium=premium,
-            auth_keys=[_new_key()],
         )
         self._accounts[name] = account
         self._accounts_by_id[user_id] = account
-        self._keys[_key_id(account.auth_keys[0])] = (account, account.auth_keys[0])
         self._boxes[user_id] = UpdateBox()
+        self._register_key(_new_key(), account)
         return account
 
     def account(self, name: str) -> Account:
@@ -204,15 +368,14 @@ class LoopbackTelegram:
     def add_auth_key(self, account: Account) -> bytes:
         """Another authorization (device) for the account, as a second login would create."""
         key = _new_key()
-        account.auth_keys.append(key)
-        self._keys[_key_id(key)] = (account, key)
+        self._register_key(key, account)
         return key
 
     def session_string(self, account: Account, *, new_device: bool = False) -> str:
         """A Telethon StringSession for the account on this server (the port must be known)."""
         if not self.port:
             raise RuntimeError("the server is not listening yet")
-        key = self.add_auth_key(account) if new_device else account.auth_keys[0]
+        key = self.add_auth_key(account) if new_device or not account.auth_keys else account.auth_keys[0]
         return self._session_for_key(key)
 
     def unknown_session_string(self) -> str:
@@ -306,7 +469,7 @@ class LoopbackTelegram:
 
         return await self.wait_until(find)
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
 
@@ -441,7 +604,7 @@ class LoopbackTelegram:
             pinned=pinned,
         )
         self._stories.setdefault(self._owner_id(owner), []).append(story)
-        self._notify()
+        self.notify()
         return story
 
     @staticmethod
@@ -500,7 +663,7 @@ class LoopbackTelegram:
             envelope = self.updates_for(member, updates, [chat])
             built[member.user_id] = envelope
             self.push(member, envelope, origin=origin)
-        self._notify()
+        self.notify()
         return built
 
     def post_messages(

@@ -48,6 +48,17 @@ class Account:
 
 
 @attrs.define(eq=False)
+class AuthKeyRecord:
+    """An auth key the server holds. A pre-shared key belongs to its account from the start; a key made
+    by the key exchange has no account (unauthorized) until a sign-in on it succeeds."""
+
+    key: bytes = attrs.field(repr=False)
+    key_id: int
+    account: Account | None = None
+    created: datetime.datetime = attrs.field(factory=lambda: now_utc())
+
+
+@attrs.define(eq=False)
 class Channel:
     """A broadcast channel: resolvable by username and able to hold stories (no message history)."""
 

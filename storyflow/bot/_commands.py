@@ -1,0 +1,430 @@
+"""The chat commands: what each one does, who may use it, and what it answers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import attrs
+import trio
+
+from .._errors import (
+    InputError,
+    JobRefused,
+    PeerNotFound,
+    ReferenceExpired,
+    StoryFlowError,
+    TelegramError,
+    UnknownJob,
+)
+from ..download import Engine, JobUpdated
+from ..jobs import Job, JobOptions, JobRequest, JobState, JobStore, Origin
+from ..telegram import CachedItem, Incoming, Me, OutgoingMedia, PartsInFlight, SentMedia, TelegramDelivery
+from ..telegram._text import cut, escape, fit_lines
+from ..telegram._values import random_id
+from ._access import AccessList, Role
+from ._parse import UsageError, bare_links, parse_command, parse_download, parse_job_id
+from ._settings import RuntimeSettings
+from ._tracker import StatusTracker, human_bytes, human_seconds
+
+log = logging.getLogger("storyflow.bot")
+
+HISTORY_DEFAULT, HISTORY_MAX = 10, 50
+
+
+class ChatPort(Protocol):
+    me: Me
+
+    async def send_text(
+        self, chat_id: int, text_html: str, *, reply_to: int | None = None, send_id: int | None = None
+    ) -> int: ...
+
+    async def send_media(
+        self, chat_id: int, items: Sequence[OutgoingMedia], *, reply_to: int | None = None
+    ) -> list[int]: ...
+
+    async def refresh_media(self, chat_id: int, message_ids: Sequence[int]) -> list[SentMedia | None]: ...
+
+    async def resolve_user(self, who: str) -> tuple[int, str]: ...
+
+    async def message_sender(self, chat_id: int, message_id: int) -> tuple[int, str] | None: ...
+
+
+Handler = Callable[["Userbot", Incoming, tuple[str, ...], Role], Awaitable[None]]
+
+
+@attrs.frozen
+class _Spec:
+    handler: Handler
+    usage: str
+    summary: str
+    owner_only: bool = False
+
+
+def cache_key(urls: Sequence[str], options: JobOptions) -> str:
+    payload = json.dumps({"urls": list(urls), "options": options.to_json()}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def album_groups(items: Sequence[CachedItem]) -> list[list[CachedItem]]:
+    """Photos and videos in albums of up to ten, everything else alone, in the original order of the albums."""
+    groups: list[list[CachedItem]] = []
+    album: list[CachedItem] = []
+    for item in items:
+        if item.visual:
+            album.append(item)
+            if len(album) == 10:
+                groups.append(album)
+                album = []
+        else:
+            groups.append([item])
+    if album:
+        groups.append(album)
+    return groups
+
+
+@attrs.define(eq=False)
+class Userbot:
+    """Reads every message the account sees and answers the commands among them."""
+
+    telegram: ChatPort
+    engine: Engine
+    store: JobStore
+    tracker: StatusTracker
+    delivery: TelegramDelivery
+    access: AccessList
+    settings: RuntimeSettings
+    in_flight: PartsInFlight
+    prefix: str = "."
+    started: float = attrs.field(factory=time.monotonic)
+    _peers_saved: set[int] = attrs.field(factory=set)
+
+    async def serve(self, incoming: trio.MemoryReceiveChannel[Incoming]) -> None:
+        """Handle messages until the channel ends; each in its own task, so a slow one never holds up `.ping`."""
+        finished_send, finished_receive = trio.open_memory_channel[Job](256)
+
+        def on_job(event: object) -> None:
+            if isinstance(event, JobUpdated) and event.job.finished and event.job.origin.chat_id is not None:
+                try:
+                    finished_send.send_nowait(event.job)
+                except trio.WouldBlock:
+                    log.warning("job %d finished but its results were not cached (backlog)", event.job.id)
+
+        unsubscribe = self.engine.subscribe(on_job)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._remember_results, finished_receive)
+                async with incoming:
+                    async for message in incoming:
+                        nursery.start_soon(self.handle, message)
+                nursery.cancel_scope.cancel()
+        finally:
+            unsubscribe()
+
+    async def _remember_results(self, finished: trio.MemoryReceiveChannel[Job]) -> None:
+        async for job in finished:
+            items = self.delivery.sent.pop(job.id, [])
+            if job.state is JobState.DONE and not job.error and items and job.origin.chat_id is not None:
+                key = cache_key(job.urls, job.options)
+                await self.store.cache_send(key, job.origin.chat_id, [item.to_json() for item in items])
+
+    # -- dispatch -----------------------------------------------------------------------------------------
+
+    async def handle(self, message: Incoming) -> None:
+        role = self.access.role(message)
+        if role is Role.NOBODY:
+            log.debug("ignoring a message from %s in chat %d", message.sender_id, message.chat_id)
+            return
+        try:
+            command = parse_command(message.text, self.prefix)
+            if command is None:
+                links = bare_links(message.text)
+                if role is Role.OWNER and message.saved_messages and self.settings.autodownload and links:
+                    await self._download(message, links, role)
+                return
+            spec = COMMANDS.get(ALIASES.get(command.name, command.name))
+            if spec is None:
+                await self.reply(message, f"unknown command <code>{escape(self.prefix + command.name)}</code>"
+                                          f" — see <code>{escape(self.prefix)}help</code>")
+                return
+            if spec.owner_only and role is not Role.OWNER:
+                await self.reply(message, f"only the owner can use <code>{escape(self.prefix + command.name)}</code>")
+                return
+            await spec.handler(self, message, command.args, role)
+        except StoryFlowError as exc:
+            log.info("command in chat %d refused: %s", message.chat_id, exc.message)
+            try:
+                await self.reply(message, f"❌ {escape(exc.user_text())}")
+            except StoryFlowError as reply_error:
+                log.warning("could not answer in chat %d: %s", message.chat_id, reply_error.message)
+
+    async def reply(self, message: Incoming, text_html: str) -> int:
+        return await self.telegram.send_text(message.chat_id, text_html, reply_to=message.message_id)
+
+    def requester(self, message: Incoming) -> int:
+        if message.outgoing or message.sender_id is None:
+            return self.telegram.me.user_id
+        return message.sender_id
+
+    def _owner_filter(self, message: Incoming, role: Role) -> int | None:
+        """Whose jobs a command may see or touch: everyone's for the owner, one's own for others."""
+        return None if role is Role.OWNER else self.requester(message)
+
+    # -- downloading --------------------------------------------------------------------------------------
+
+    async def _download(self, message: Incoming, words: tuple[str, ...], role: Role) -> None:
+        args = parse_download(words, max_urls=self.settings.max_urls)
+        urls = await self.engine.validate(args.urls)
+        if message.peer and message.chat_id not in self._peers_saved:
+            await self.store.remember_peer(message.chat_id, message.peer)
+            self._peers_saved.add(message.chat_id)
+        if await self._send_cached(message, urls, args.options):
+            return
+        status_text = "⏳ accepted"
+        status_id = await self.reply(message, status_text)
+        self.tracker.board.known(message.chat_id, status_id, status_text)
+        request = JobRequest(urls, self.requester(message), args.options,
+                             Origin(message.chat_id, message.message_id, status_id))
+        try:
+            job = await self.engine.submit(request)
+        except (JobRefused, InputError) as exc:
+            self.tracker.board.show(message.chat_id, status_id, f"❌ {escape(exc.user_text())}", final=True)
+            return
+        if args.dropped:
+            view = self.tracker.view(job)
+            view.notices.append(f"only the first {len(urls)} links were taken ({args.dropped} more ignored)")
+            self.tracker.show(view)
+
+    async def _send_cached(self, message: Incoming, urls: tuple[str, ...], options: JobOptions) -> bool:
+        """Answer from Telegram's stored copies of an earlier identical job; False if a download is needed."""
+        key = cache_key(urls, options)
+        cached = await self.store.cached_send(key)
+        if cached is None:
+            return False
+        source_chat, raw_items = cached
+        items = [CachedItem.from_json(raw) for raw in raw_items]
+        try:
+            try:
+                await self._resend(message, items)
+            except ReferenceExpired:
+                items = await self._refreshed(source_chat, items)
+                await self._resend(message, items)
+        except (ReferenceExpired, TelegramError) as exc:
+            log.info("cached copy refused (%s); downloading again", exc.message)
+            await self.store.forget_cached_send(key)
+            return False
+        await self.reply(message, f"♻️ sent {len(items)} file{'s' if len(items) != 1 else ''} again"
+                                  " from Telegram's copy (no download)")
+        return True
+
+    async def _refreshed(self, chat_id: int, items: list[CachedItem]) -> list[CachedItem]:
+        ids = [item.message_id for item in items]
+        if any(i is None for i in ids):
+            raise ReferenceExpired("some of the earlier messages are unknown")
+        fresh = await self.telegram.refresh_media(chat_id, [i for i in ids if i is not None])
+        if any(media is None for media in fresh):
+            raise ReferenceExpired("some of the earlier messages were deleted")
+        return [attrs.evolve(item, media=media) for item, media in zip(items, fresh, strict=True) if media is not None]
+
+    async def _resend(self, message: Incoming, items: list[CachedItem]) -> None:
+        for group in album_groups(items):
+            outgoing = [OutgoingMedia(item.media, item.caption_html, random_id()) for item in group]
+            await self.telegram.send_media(message.chat_id, outgoing, reply_to=message.message_id)
+
+    # -- the commands -------------------------------------------------------------------------------------
+
+    async def cmd_dl(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        await self._download(message, args, role)
+
+    async def cmd_queue(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        mine = self._owner_filter(message, role)
+        jobs = [j for j in await self.store.unfinished_jobs() if mine is None or j.owner == mine]
+        if not jobs:
+            await self.reply(message, "the queue is empty")
+            return
+        lines = []
+        for job in jobs:
+            place = self.engine.queue_position(job.id)
+            state = f"queued #{place}" if place else str(job.state)
+            lines.append(f"<b>#{job.id}</b> {state} · {escape(cut(job.urls[0], 60))}"
+                         + (f" (+{len(job.urls) - 1})" if len(job.urls) > 1 else ""))
+        await self.reply(message, fit_lines(lines))
+
+    async def cmd_cancel(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        mine = self._owner_filter(message, role)
+        if args == ("all",):
+            jobs = [j for j in await self.store.unfinished_jobs() if mine is None or j.owner == mine]
+            for job in jobs:
+                await self.engine.cancel(job.id)
+            await self.reply(message, f"cancelling {len(jobs)} job{'s' if len(jobs) != 1 else ''}")
+            return
+        if args:
+            ids = [parse_job_id(word) for word in args]
+        elif message.reply_to is not None:
+            replied = await self.store.job_for_message(message.chat_id, message.reply_to)
+            if replied is None:
+                raise UsageError("that message is not a job's", hint="reply to a status message, or give the job id")
+            ids = [replied.id]
+        else:
+            raise UsageError("which job?", hint=f"usage: {self.prefix}cancel <id> | all (or reply to a status)")
+        for job_id in ids:
+            job = await self.engine.cancel(job_id, owner=mine)
+            if job.finished:
+                await self.reply(message, f"#{job_id} had already ended ({job.state})")
+
+    async def cmd_retry(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        if len(args) != 1:
+            raise UsageError("which job?", hint=f"usage: {self.prefix}retry <id>")
+        job_id = parse_job_id(args[0])
+        job = await self.store.get_job(job_id)
+        mine = self._owner_filter(message, role)
+        if job is None or (mine is not None and job.owner != mine):
+            raise UnknownJob(f"no job #{job_id}")
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise UsageError(f"#{job_id} is {job.state}; only failed or cancelled jobs can be retried")
+        status_text = f"⏳ <b>#{job_id}</b> retrying"
+        status_id = await self.reply(message, status_text)
+        self.tracker.board.known(message.chat_id, status_id, status_text)
+        await self.store.set_status_message(job_id, status_id)
+        await self.engine.retry(job_id, owner=mine)
+
+    async def cmd_history(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        count = HISTORY_DEFAULT
+        if args:
+            if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= HISTORY_MAX:
+                raise UsageError(f"usage: {self.prefix}history [1–{HISTORY_MAX}]")
+            count = int(args[0])
+        jobs = await self.store.recent_jobs(owner=self._owner_filter(message, role), limit=count)
+        if not jobs:
+            await self.reply(message, "no jobs yet")
+            return
+        icons = {JobState.DONE: "✅", JobState.FAILED: "❌", JobState.CANCELLED: "🚫"}
+        lines = []
+        for job in jobs:
+            icon = icons.get(job.state, "⏳")
+            files = len(job.files)
+            line = f"{icon} <b>#{job.id}</b> {escape(cut(job.urls[0], 50))} · {files} file{'s' if files != 1 else ''}"
+            if job.error:
+                line += f" · {escape(cut(job.error, 80))}"
+            lines.append(line)
+        await self.reply(message, fit_lines(lines))
+
+    async def _target(self, message: Incoming, args: tuple[str, ...]) -> tuple[str, int, str]:
+        """``.allow`` / ``.deny`` target: (kind, id, name) from `chat [id]`, @name, an id, a reply or the chat."""
+        if args and args[0].lower() == "chat":
+            if len(args) > 2:
+                raise UsageError(f"usage: {self.prefix}allow chat [id]")
+            chat_id = int(args[1]) if len(args) == 2 and args[1].lstrip("-").isdigit() else message.chat_id
+            if len(args) == 2 and not args[1].lstrip("-").isdigit():
+                raise UsageError(f"{escape(args[1])} is not a chat id")
+            return "chat", chat_id, ""
+        if len(args) > 1:
+            raise UsageError(f"usage: {self.prefix}allow @user | id | chat (or reply to their message)")
+        if args:
+            user_id, name = await self.telegram.resolve_user(args[0])
+            return "user", user_id, name
+        if message.reply_to is not None:
+            sender = await self.telegram.message_sender(message.chat_id, message.reply_to)
+            if sender is None:
+                raise PeerNotFound("cannot tell who wrote that message")
+            return "user", sender[0], sender[1]
+        if message.private and not message.saved_messages:
+            return "user", message.chat_id, ""
+        raise UsageError("whom?", hint=f"usage: {self.prefix}allow @user | id | chat (or reply to their message)")
+
+    async def cmd_allow(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        kind, entity_id, name = await self._target(message, args)
+        if kind == "user" and entity_id == self.telegram.me.user_id:
+            raise UsageError("you are the owner; you need no permission")
+        await self.access.allow(self.store, kind, entity_id, name)
+        label = escape(name) if name else str(entity_id)
+        await self.reply(message, f"✅ {kind} {label} may now use StoryFlow")
+
+    async def cmd_deny(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        kind, entity_id, name = await self._target(message, args)
+        was = await self.access.deny(self.store, kind, entity_id)
+        label = escape(name) if name else str(entity_id)
+        await self.reply(message, f"🚫 {kind} {label} " + ("may no longer use StoryFlow" if was else "was not allowed"))
+
+    async def cmd_allowed(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        lines = [f"user {escape(name) + ' ' if name else ''}<code>{uid}</code>"
+                 for uid, name in self.access.users.items()]
+        lines += [f"chat {escape(name) + ' ' if name else ''}<code>{cid}</code>"
+                  for cid, name in self.access.chats.items()]
+        await self.reply(message, fit_lines(lines) if lines else "only you (nobody else is allowed)")
+
+    async def cmd_settings(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        if not args:
+            lines = [f"<code>{key}</code> = {escape(value)} — {escape(doc)}"
+                     for key, value, doc in self.settings.rows()]
+            await self.reply(message, fit_lines(lines))
+            return
+        if len(args) != 2:
+            raise UsageError(
+                f"usage: {self.prefix}settings [key value]", hint="keys: " + ", ".join(self.settings.keys())
+            )
+        key, value = args
+        shown = self.settings.set(key, value)
+        await self.store.set_setting(key, shown)
+        self.apply_settings()
+        await self.reply(message, f"✅ <code>{escape(key)}</code> = {escape(shown)}")
+
+    def apply_settings(self) -> None:
+        self.engine.set_limits(
+            max_concurrent=self.settings.max_concurrent, max_jobs_per_owner=self.settings.max_jobs_per_owner
+        )
+        self.in_flight.maximum = self.settings.parts_in_flight
+        self.in_flight.limiter.total_tokens = self.settings.parts_in_flight
+
+    async def cmd_stats(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        counts = await self.store.counts_by_state()
+        files, size = await self.store.delivered_totals()
+        states = ", ".join(f"{state}: {counts[state]}" for state in JobState if counts.get(state))
+        lines = [
+            f"up {human_seconds(time.monotonic() - self.started)}",
+            f"jobs: {states or 'none yet'}",
+            f"delivered: {files} files, {human_bytes(size)}",
+            f"downloads running: {self.engine.live_processes} (limit {self.settings.max_concurrent})",
+            f"upload parts in flight: {self.in_flight.current} of {self.in_flight.maximum}",
+        ]
+        await self.reply(message, "\n".join(lines))
+
+    async def cmd_ping(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        waiting = sum(1 for j in self.tracker.views.values() if j.job.state is JobState.QUEUED)
+        await self.reply(message, f"🏓 pong · {self.engine.live_processes} downloading, {waiting} waiting")
+
+    async def cmd_help(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        prefix = escape(self.prefix)
+        if args:
+            name = ALIASES.get(args[0].lstrip(self.prefix).lower(), args[0].lstrip(self.prefix).lower())
+            spec = COMMANDS.get(name)
+            if spec is None:
+                raise UsageError(f"no command {escape(args[0])}", hint=f"see {self.prefix}help")
+            await self.reply(message, f"<code>{prefix}{escape(spec.usage)}</code>\n{escape(spec.summary)}")
+            return
+        lines = [f"<code>{prefix}{escape(spec.usage)}</code> — {escape(spec.summary)}"
+                 for spec in COMMANDS.values() if role is Role.OWNER or not spec.owner_only]
+        await self.reply(message, "\n".join(lines))
+
+
+COMMANDS: dict[str, _Spec] = {
+    "dl": _Spec(Userbot.cmd_dl, "dl <link>… [audio] [file] [720p]",
+                "download and post here (also .get); audio: sound only; file: as documents; 720p: max height"),
+    "queue": _Spec(Userbot.cmd_queue, "queue", "unfinished jobs and their places"),
+    "cancel": _Spec(Userbot.cmd_cancel, "cancel <id>|all", "stop jobs (or reply to a status message)"),
+    "retry": _Spec(Userbot.cmd_retry, "retry <id>", "run a failed or cancelled job again"),
+    "history": _Spec(Userbot.cmd_history, "history [n]", "the last jobs"),
+    "allow": _Spec(Userbot.cmd_allow, "allow @user|id|chat", "let someone (or a whole chat) use StoryFlow",
+                   owner_only=True),
+    "deny": _Spec(Userbot.cmd_deny, "deny @user|id|chat", "take that back", owner_only=True),
+    "allowed": _Spec(Userbot.cmd_allowed, "allowed", "who may use StoryFlow", owner_only=True),
+    "settings": _Spec(Userbot.cmd_settings, "settings [key value]", "show or change settings", owner_only=True),
+    "stats": _Spec(Userbot.cmd_stats, "stats", "what StoryFlow has done", owner_only=True),
+    "ping": _Spec(Userbot.cmd_ping, "ping", "is StoryFlow there?"),
+    "help": _Spec(Userbot.cmd_help, "help [command]", "this list"),
+}
+ALIASES = {"get": "dl", "download": "dl", "q": "queue", "stop": "cancel"}

@@ -1,0 +1,106 @@
+"""HTML for Telegram: escaping, and cutting text to a limit without breaking tags, entities or characters.
+
+Telegram counts a message's length in UTF-16 code units of the text *after* the HTML is parsed, so limits are
+applied to the plain pieces before they are escaped and wrapped in tags: a cut can never split ``&amp;`` or leave
+a tag open.
+"""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from urllib.parse import urlsplit
+
+import attrs
+
+MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+CAPTION_LIMIT_PREMIUM = 2048
+ELLIPSIS = "…"
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` UTF-16 units, else its longest prefix that does, plus an ellipsis.
+
+    Never splits a character, and drops trailing combining marks whose base was cut away.
+    """
+    if utf16_len(text) <= limit:
+        return text
+    if limit <= 0:
+        return ""
+    budget = limit - 1  # the ellipsis is one unit
+    used = 0
+    end = 0
+    for index, char in enumerate(text):
+        units = 2 if ord(char) > 0xFFFF else 1
+        if used + units > budget:
+            break
+        used += units
+        end = index + 1
+    kept = text[:end]
+    # A combining mark or joiner at the end would attach to the ellipsis; the whole cluster goes instead.
+    while kept and (unicodedata.combining(kept[-1]) or kept[-1] in "\u200d\ufe0f"):
+        kept = kept[:-1]
+    return kept.rstrip() + ELLIPSIS
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def link_label(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.hostname or url).removeprefix("www.")
+
+
+@attrs.frozen
+class Caption:
+    """What a media caption says: the title, who posted it, where it came from, and a note (``part 2/3``)."""
+
+    title: str = ""
+    uploader: str = ""
+    source_url: str = ""
+    note: str = ""
+
+    def to_html(self, limit: int = CAPTION_LIMIT) -> str:
+        label = link_label(self.source_url) if self.source_url else ""
+        tail = " · ".join(piece for piece in (label, self.note) if piece)
+        # The link and the note are what the reader needs most; the title gives way first, then the uploader.
+        fixed = utf16_len(tail) + (1 if tail else 0)
+        uploader = cut(_one_line(self.uploader), max(0, min(200, limit - fixed - 1)))
+        fixed += utf16_len(uploader) + (1 if uploader else 0)
+        title = cut(_one_line(self.title), max(0, limit - fixed))
+        lines = []
+        if title:
+            lines.append(f"<b>{escape(title)}</b>")
+        if uploader:
+            lines.append(escape(uploader))
+        if tail:
+            link = f'<a href="{escape(self.source_url)}">{escape(label)}</a>' if label else ""
+            lines.append(" · ".join(piece for piece in (link, escape(self.note)) if piece))
+        return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def fit_lines(lines: list[str], limit: int = MESSAGE_LIMIT) -> str:
+    """Join plain lines (already escaped HTML is fine if it holds no tags that span lines) up to ``limit``, with a
+    note of how many were left out."""
+    kept: list[str] = []
+    used = 0
+    for index, line in enumerate(lines):
+        remaining = len(lines) - index
+        more = f"… and {remaining} more"
+        need = utf16_len(line) + (1 if kept else 0)
+        if used + need > limit - (utf16_len(more) + 1 if remaining > 1 else 0):
+            kept.append(more)
+            break
+        kept.append(line)
+        used += need
+    return "\n".join(kept)
