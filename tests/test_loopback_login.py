@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+import trio_asyncio
 from telethon import TelegramClient, errors, events, helpers
 from telethon.crypto import AES, AuthKey, Factorization
 from telethon.crypto import rsa as telethon_rsa
@@ -311,17 +312,19 @@ class _Loggers(dict[str, logging.Logger]):
 
 async def test_key_exchange_with_rsa_pad_and_the_key_works(server: LoopbackTelegram) -> None:
     rsa_key = server.rsa_key
-    auth_key = await call(_exchange_with_rsa_pad)(server.port, rsa_key.n, rsa_key.e, rsa_key.fingerprint)
-    assert server.completed_key_exchanges == 1
-    sender = MTProtoSender(auth_key, loggers=_Loggers())
-    await call(sender.connect)(ConnectionTcpFull("127.0.0.1", server.port, 2, loggers=_Loggers()))
-    try:
-        config = await call(sender.send)(functions.help.GetConfigRequest())
-        assert config.dc_options[0].port == server.port
-        with pytest.raises(errors.AuthKeyUnregisteredError):
-            await call(sender.send)(functions.updates.GetStateRequest())
-    finally:
-        await call(sender.disconnect)()
+    async with trio_asyncio.open_loop():
+        auth_key = await call(_exchange_with_rsa_pad)(server.port, rsa_key.n, rsa_key.e, rsa_key.fingerprint)
+        assert server.completed_key_exchanges == 1
+        sender = MTProtoSender(auth_key, loggers=_Loggers())
+        await call(sender.connect)(ConnectionTcpFull("127.0.0.1", server.port, 2, loggers=_Loggers()))
+        try:
+            config = await call(sender.send)(functions.help.GetConfigRequest())
+            assert config.dc_options[0].port == server.port
+            with pytest.raises(errors.AuthKeyUnregisteredError):
+                await call(sender.send)(functions.updates.GetStateRequest())
+        finally:
+            with trio.CancelScope(shield=True):
+                await call(sender.disconnect)()
 
 
 CHILD = """
