@@ -23,10 +23,11 @@ from telethon.crypto import AES, AuthKey, Factorization
 from telethon.crypto import rsa as telethon_rsa
 from telethon.extensions import BinaryReader
 from telethon.network import ConnectionTcpFull, MTProtoPlainSender, MTProtoSender
+from telethon.password import compute_check
 from telethon.tl import functions, types
 from trio_asyncio import aio_as_trio
 
-from storyflow.testing.telegram import LoopbackTelegram, open_client, open_loopback_telegram
+from storyflow.testing.telegram import LoopbackTelegram, open_client, open_loopback_telegram, trust_server_key
 
 
 @pytest.fixture
@@ -85,6 +86,12 @@ async def test_key_exchange_then_sign_in_with_code(server: LoopbackTelegram) -> 
 
 async def test_unauthorized_key_gets_401_and_no_updates(server: LoopbackTelegram) -> None:
     async with open_client(server, None) as client:
+        updates: list[Any] = []
+
+        async def on_update(update: Any) -> None:
+            updates.append(update)
+
+        client.add_event_handler(on_update, events.Raw)
         assert await call(client.get_me)() is None  # Telethon's reading of 401
         with pytest.raises(errors.AuthKeyUnregisteredError):
             await call(client)(functions.users.GetUsersRequest([types.InputUserSelf()]))
@@ -92,11 +99,13 @@ async def test_unauthorized_key_gets_401_and_no_updates(server: LoopbackTelegram
             await call(client)(functions.messages.SendMessageRequest(types.InputPeerSelf(), "no", random_id=1))
         with pytest.raises(errors.AuthKeyUnregisteredError):
             await call(client)(functions.account.GetPasswordRequest())
-        nearest = await call(client)(functions.help.GetNearestDcRequest())
-        assert nearest.this_dc == 2
         assert not server.connections(server.owner)  # nothing to push updates to
         server.send_message(server.friend, server.owner, "not for an anonymous key")
-        assert server.messages(server.owner) == []
+        # An update would have gone out before this answer; give Telethon the chance to dispatch it.
+        nearest = await call(client)(functions.help.GetNearestDcRequest())
+        assert nearest.this_dc == 2
+        await trio.testing.wait_all_tasks_blocked()
+        assert updates == []
 
 
 async def test_wrong_code_then_right_one(server: LoopbackTelegram) -> None:
@@ -173,8 +182,6 @@ async def test_two_step_password_wrong_then_right(server: LoopbackTelegram) -> N
 
 
 async def test_password_proof_answers_one_challenge(server: LoopbackTelegram) -> None:
-    from telethon.password import compute_check
-
     server.set_password(server.friend, "secret")
     async with open_client(server, None) as client:
         await call(client.send_code_request)(server.friend.phone)
@@ -184,7 +191,8 @@ async def test_password_proof_answers_one_challenge(server: LoopbackTelegram) ->
         fresh = await call(client)(functions.account.GetPasswordRequest())
         with pytest.raises(errors.SrpIdInvalidError):
             await call(client)(functions.auth.CheckPasswordRequest(compute_check(stale, "secret")))
-        # A proof for the latest challenge, replayed, is refused: each getPassword makes a new one.
+        # The failed attempt used up the live challenge too: every proof needs its own getPassword
+        # (Telethon's sign_in fetches one each time).
         proof = compute_check(fresh, "secret")
         with pytest.raises(errors.SrpIdInvalidError):
             await call(client)(functions.auth.CheckPasswordRequest(proof))
@@ -371,3 +379,61 @@ async def test_child_process_trusts_the_key_and_logs_in(server: LoopbackTelegram
     assert process.returncode == 0
     async with open_client(server, None, session=saved) as client:
         assert (await call(client.get_me)()).id == server.owner.user_id
+
+
+async def test_key_exchange_refuses_a_wrong_nonce(server: LoopbackTelegram) -> None:
+    async def wrong_nonce() -> type[BaseException] | None:
+        """asyncio-flavoured: req_DH_params for an exchange that never started."""
+        connection = ConnectionTcpFull("127.0.0.1", server.port, 2, loggers=_Loggers())
+        await connection.connect(timeout=5)
+        try:
+            plain = MTProtoPlainSender(connection, loggers=_Loggers())
+            await plain.send(functions.ReqDHParamsRequest(1, 2, b"\x01", b"\x02", 3, bytes(256)))
+        except (ConnectionError, OSError, EOFError) as error:  # the server hung up
+            return type(error)
+        finally:
+            await connection.disconnect()
+        return None
+
+    async with trio_asyncio.open_loop():
+        assert await call(wrong_nonce)() is not None
+    assert server.completed_key_exchanges == 0
+
+
+async def test_standalone_server_prints_its_key_and_login_codes() -> None:
+    command = [
+        sys.executable, "-m", "storyflow.testing.telegram", "--login-code", "13579", "--password", "owner=pw",
+    ]
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(
+            functools.partial(trio.run_process, command, stdout=subprocess.PIPE, check=False)
+        )
+        assert process.stdout is not None
+        lines: dict[str, str] = {}
+        buffer = b""
+
+        async def read_until(name: str) -> str:
+            nonlocal buffer
+            while name not in lines:
+                chunk = await process.stdout.receive_some()
+                assert chunk, "the server exited"
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                for line in complete:
+                    key, _, value = line.decode().partition("=")
+                    lines[key] = value
+            return lines[name]
+
+        with trio.fail_after(20):
+            await read_until("stranger.phone")
+            trust_server_key(lines["rsa_key"])
+            standalone = LoopbackTelegram()  # only to build clients; its port is the process's
+            standalone.port = int(lines["port"])
+            async with open_client(standalone, None) as client:
+                await call(client.send_code_request)(lines["owner.phone"])
+                assert await read_until("login_code") == f"{lines['owner.phone']}:13579"
+                with pytest.raises(errors.SessionPasswordNeededError):
+                    await call(client.sign_in)(lines["owner.phone"], "13579")
+                me = await call(client.sign_in)(password="pw")
+                assert me.username == "storyflow_owner"
+        process.terminate()

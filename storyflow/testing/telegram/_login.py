@@ -123,9 +123,6 @@ class Logins:
         else:
             self._passwords[account.user_id] = PasswordVerifier.create(password, hint=hint)
 
-    def has_password(self, account: Account) -> bool:
-        return account.user_id in self._passwords
-
     @property
     def last_token(self) -> bytes | None:
         return self._last_token

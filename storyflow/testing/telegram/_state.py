@@ -55,7 +55,7 @@ class AuthKeyRecord:
     key: bytes = attrs.field(repr=False)
     key_id: int
     account: Account | None = None
-    created: datetime.datetime = attrs.field(factory=lambda: now_utc())
+    created: datetime.datetime = attrs.field(factory=now_utc)
 
 
 @attrs.define(eq=False)
