@@ -80,6 +80,8 @@ class LoginToken:
 
 @attrs.define(eq=False)
 class Logins:
+    """The server's login state: codes sent, 2FA verifiers, SRP challenges and QR tokens in flight."""
+
     server: LoopbackTelegram
     # Codes are random unless a test (or the standalone server's --login-code) fixes them.
     fixed_code: str | None = None
@@ -125,7 +127,9 @@ class Logins:
 
     @property
     def last_token(self) -> bytes | None:
-        return self._last_token
+        """The latest exported token while it still waits to be accepted or used."""
+        token = self._tokens.get(self._last_token or b"")
+        return None if token is None or token.accepted_by is not None else token.token
 
     def accept_token(self, account: Account, token: bytes) -> LoginToken:
         """Another device of `account` scanned the QR code: the waiting key hears of it at once."""

@@ -313,7 +313,7 @@ class LoopbackTelegram:
         self.logins.set_password(account, password, hint=hint)
 
     def last_login_token(self) -> bytes | None:
-        """The latest QR login token a client exported (the bytes inside its tg://login URL)."""
+        """The QR login token a client exported last (the bytes in its tg://login URL), until accepted."""
         return self.logins.last_token
 
     async def wait_for_login_token(self) -> bytes:
