@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 import trio
+from trio_asyncio import aio_as_trio
 
-from storyflow.config import DownloadConfig
+from storyflow.bot import Running, run_userbot
+from storyflow.config import CommandsConfig, Config, DownloadConfig, PathsConfig, TelegramConfig
 from storyflow.download import DeliveryHandle, Engine, EngineEvent, open_engine
 from storyflow.jobs import JobFile, JobStore, open_store
 from storyflow.testing._httpserver import MediaServer, open_media_server
 from storyflow.testing._media import make_audio, make_image, make_video, video_page_html
+from storyflow.testing.telegram import LoopbackTelegram, MessageRecord, open_client, open_loopback_telegram
 
 # No test may touch the user's real config or data.
 os.environ.pop("STORYFLOW_CONFIG", None)
@@ -160,3 +166,71 @@ def descendants(root: int) -> set[int]:
 
 def alive(pids: set[int]) -> set[int]:
     return pids & set(_live_processes())
+
+
+# -- the userbot against the loopback Telegram --------------------------------------------------------------
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[LoopbackTelegram]:
+    async with open_loopback_telegram() as server:
+        yield server
+        assert server.internal_errors == []
+
+
+def userbot_config(tmp_path: Path, server: LoopbackTelegram, **sections: object) -> Config:
+    """What a user's storyflow.toml would say to run against the loopback server."""
+    download = attrs.evolve(engine_settings(), **sections.pop("download", {}))  # type: ignore[arg-type]
+    telegram = TelegramConfig(
+        api_id=1, api_hash="loopback-hash", session_string=server.session_string(server.owner),
+        **sections.pop("telegram", {}),  # type: ignore[arg-type]
+    )
+    commands = CommandsConfig(**sections.pop("commands", {}))  # type: ignore[arg-type]
+    assert not sections, sections
+    return Config(download=download, paths=PathsConfig(data_dir=tmp_path / "data"), telegram=telegram,
+                  commands=commands)
+
+
+@attrs.define(eq=False)
+class BotRig:
+    """A running userbot, and the owner's phone (another device of the same account) to type commands on."""
+
+    server: LoopbackTelegram
+    running: Running
+    phone: Any  # telethon.TelegramClient
+    config: Config
+
+    async def type(self, text: str, chat: Any = "me") -> int:
+        """The owner types ``text`` in ``chat`` (default Saved Messages); returns the message id."""
+        sent = await aio_as_trio(self.phone.send_message)(chat, text)
+        return int(sent.id)
+
+    async def answer(self, command_id: int, predicate: Any = None) -> MessageRecord:
+        """The first message replying to ``command_id`` that matches ``predicate``."""
+        with trio.fail_after(60):
+            return await self.server.wait_for_message(
+                lambda m: m.reply_to == command_id and (predicate is None or predicate(m))
+            )
+
+    async def final_status(self, command_id: int) -> MessageRecord:
+        """The command's status message once it shows an end state (done, failed, cancelled)."""
+        return await self.answer(command_id, lambda m: m.media is None and m.text[:1] in "✅❌🚫♻")
+
+    def media_replies(self, command_id: int) -> list[MessageRecord]:
+        return [m for m in self.server.all_messages() if m.reply_to == command_id and m.media is not None]
+
+
+@asynccontextmanager
+async def running_userbot(server: LoopbackTelegram, config: Config) -> AsyncIterator[BotRig]:
+    async with trio.open_nursery() as nursery, open_client(server, server.owner, new_device=True) as phone:
+        running = await nursery.start(partial(run_userbot, config))
+        try:
+            yield BotRig(server, running, phone, config)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def bot(telegram: LoopbackTelegram, tmp_path: Path, site: MediaServer) -> AsyncIterator[BotRig]:
+    async with running_userbot(telegram, userbot_config(tmp_path, telegram)) as rig:
+        yield rig

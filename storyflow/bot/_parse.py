@@ -16,7 +16,7 @@ from ..jobs import JobOptions
 
 MAX_COMMAND_LENGTH = 4096  # Telegram's own message limit; anything longer did not come from a chat
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,19}")
-_HEIGHT = re.compile(r"(\d{3,4})p")
+_HEIGHT = re.compile(r"(\d{1,6})p")
 MIN_HEIGHT, MAX_HEIGHT = 144, 4320
 
 

@@ -15,8 +15,9 @@ import shutil
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import trio
@@ -95,9 +96,16 @@ class _Found:
     sha256: str
 
 
-def safe_display_name(tool_path: str, title: str = "") -> str:
-    """A file name built from nothing but safe characters; the remote side chooses none of it verbatim."""
+def safe_display_name(tool_path: str, title: str = "", source_url: str = "") -> str:
+    """A file name built from nothing but safe characters; the remote side chooses none of it verbatim.
+
+    The tools prefix names with hosts and ids (gallery-dl's ``127.0.0.1_8080__notes.pdf``); when the name ends with
+    the last segment of the link, that segment is what the user knows the file by.
+    """
     reported = Path(tool_path)
+    link_name = PurePosixPath(unquote(urlsplit(source_url).path)).name if source_url else ""
+    if not title and link_name and "." in link_name and reported.name.endswith(link_name):
+        reported = Path(link_name)
     suffix = reported.suffix.lower()
     if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
         suffix = ""
@@ -491,7 +499,7 @@ class Engine:
             file = await self.store.add_file(
                 job.id,
                 path=checked.relative,
-                name=safe_display_name(checked.relative, found.title),
+                name=safe_display_name(checked.relative, found.title, found.source_url or url),
                 size=checked.size,
                 sha256=checked.sha256,
                 kind=kind_for_name(checked.relative),
