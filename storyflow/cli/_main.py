@@ -136,8 +136,16 @@ def _run(config: Config, console: Console, *, verbose: bool) -> int:
 async def _ask(question: str, secret: bool) -> str:
     import getpass
 
+    # Questions go to stderr, so `storyflow login --print > session.txt` captures the session alone.
     def read() -> str:
-        return getpass.getpass(question) if secret else input(question)
+        if secret:
+            return getpass.getpass(question, stream=sys.stderr)
+        sys.stderr.write(question)
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.removesuffix("\n")
 
     try:
         return await trio.to_thread.run_sync(read, abandon_on_cancel=True)

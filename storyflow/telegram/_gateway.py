@@ -161,11 +161,26 @@ _CHAT_REFUSALS = (
 )
 
 
+# Handled where they happen (the login dialogue), not translated.
+_LOGIN_ERRORS = (
+    errors.SessionPasswordNeededError, errors.PhoneCodeInvalidError, errors.PhoneCodeEmptyError,
+    errors.PhoneCodeExpiredError, errors.PasswordHashInvalidError, errors.PhoneNumberInvalidError,
+    errors.PhoneNumberUnoccupiedError, errors.PhoneNumberBannedError,
+)
+
+
+def _reason(exc: errors.RPCError) -> str:
+    """Telethon's words for an RPC error, without the "(caused by …Request)" tail."""
+    return str(exc).split(" (caused by ", 1)[0] or exc.message
+
+
 @contextmanager
 def _translated(what: str) -> Iterator[None]:
     """Telethon's exceptions → StoryFlow's tree (``storyflow._errors``). ``what`` names the call for messages."""
     try:
         yield
+    except _LOGIN_ERRORS:
+        raise
     except (errors.FloodWaitError, errors.FloodPremiumWaitError, errors.SlowModeWaitError) as exc:
         raise FloodWait(f"{what}: Telegram asked to wait {exc.seconds} s", seconds=max(1, exc.seconds)) from None
     except errors.MessageNotModifiedError:
@@ -177,17 +192,17 @@ def _translated(what: str) -> Iterator[None]:
     except (errors.FileReferenceExpiredError, errors.MediaEmptyError):
         raise ReferenceExpired(f"{what}: Telegram's stored copy has expired") from None
     except _MEDIA_REJECTIONS as exc:
-        raise MediaRejected(f"{what}: Telegram refused the file ({exc.message})") from None
+        raise MediaRejected(f"{what}: Telegram refused the file ({_reason(exc)})") from None
     except _CHAT_REFUSALS as exc:
-        raise ChatUnavailable(f"{what}: cannot write in that chat ({exc.message})") from None
+        raise ChatUnavailable(f"{what}: cannot write in that chat ({_reason(exc)})") from None
     except (errors.UsernameNotOccupiedError, errors.UsernameInvalidError) as exc:
-        raise PeerNotFound(f"{what}: no such user ({exc.message})") from None
+        raise PeerNotFound(f"{what}: no such user ({_reason(exc)})") from None
     except (errors.UnauthorizedError, errors.AuthKeyError) as exc:
-        raise NotAuthorized(f"{what}: the session is not authorized ({exc.message})") from None
+        raise NotAuthorized(f"{what}: the session is not authorized ({_reason(exc)})") from None
     except (errors.ServerError, errors.TimedOutError, errors.RpcCallFailError) as exc:
-        raise TelegramUnavailable(f"{what}: Telegram had an internal error ({exc.message})") from None
+        raise TelegramUnavailable(f"{what}: Telegram had an internal error ({_reason(exc)})") from None
     except errors.RPCError as exc:
-        raise TelegramError(f"{what}: Telegram said {exc.message}") from None
+        raise TelegramError(f"{what}: Telegram said {_reason(exc)}") from None
     except (ConnectionError, OSError, TimeoutError) as exc:
         raise TelegramUnavailable(f"{what}: connection trouble ({type(exc).__name__})") from None
 
@@ -578,12 +593,11 @@ async def login(settings: GatewaySettings, prompt: Prompt) -> tuple[str, Me]:
             try:
                 with _translated("asking for a login code"):
                     sent = await aio(client.send_code_request, phone)
-            except TelegramError as exc:
-                if "PHONE_NUMBER" in exc.message:
-                    raise PeerNotFound(
-                        "Telegram does not know that phone number", hint="include the country code"
-                    ) from None
-                raise
+            except (errors.PhoneNumberInvalidError, errors.PhoneNumberUnoccupiedError):
+                raise PeerNotFound("Telegram knows no account with that phone number",
+                                   hint="type it with the country code, e.g. +4915…") from None
+            except errors.PhoneNumberBannedError:
+                raise NotAuthorized("Telegram has banned that phone number", hint="") from None
             user = await _sign_in_with_code(aio, client, phone, sent.phone_code_hash, prompt)
             session: str = client.session.save()
         finally:
@@ -599,18 +613,15 @@ async def _sign_in_with_code(aio: Any, client: TelegramClient, phone: str, code_
         try:
             with _translated("signing in"):
                 return await aio(client.sign_in, phone, code, phone_code_hash=code_hash)
-        except NotAuthorized as exc:
-            if "SESSION_PASSWORD_NEEDED" in exc.message or "password" in exc.message.lower():
-                return await _sign_in_with_password(aio, client, prompt)
-            raise
-        except TelegramError as exc:
-            if "PHONE_CODE_INVALID" in exc.message and attempt < LOGIN_ATTEMPTS:
-                continue
-            if "PHONE_CODE" in exc.message:
+        except errors.SessionPasswordNeededError:
+            return await _sign_in_with_password(aio, client, prompt)
+        except (errors.PhoneCodeInvalidError, errors.PhoneCodeEmptyError):
+            if attempt == LOGIN_ATTEMPTS:
                 raise NotAuthorized(
-                    "the login code was wrong or has expired", hint="run `storyflow login` again"
+                    "the login code was wrong three times", hint="run `storyflow login` again"
                 ) from None
-            raise
+        except errors.PhoneCodeExpiredError:
+            raise NotAuthorized("the login code has expired", hint="run `storyflow login` again") from None
     raise AssertionError("unreachable")
 
 
@@ -620,10 +631,7 @@ async def _sign_in_with_password(aio: Any, client: TelegramClient, prompt: Promp
         try:
             with _translated("checking the password"):
                 return await aio(client.sign_in, password=password)
-        except TelegramError as exc:
-            if "PASSWORD_HASH_INVALID" in exc.message and attempt < LOGIN_ATTEMPTS:
-                continue
-            if "PASSWORD_HASH_INVALID" in exc.message:
-                raise NotAuthorized("wrong two-step verification password") from None
-            raise
+        except errors.PasswordHashInvalidError:
+            if attempt == LOGIN_ATTEMPTS:
+                raise NotAuthorized("wrong two-step verification password, three times") from None
     raise AssertionError("unreachable")

@@ -1,0 +1,102 @@
+"""`storyflow login` as a user runs it: a real process, a real key exchange and sign-in against the loopback
+Telegram, the answers typed on its standard input."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import attrs
+import trio
+from telethon.sessions import StringSession
+
+from storyflow.testing.telegram import LoopbackTelegram
+from storyflow.testing.telegram._render import DC_ID
+
+CHILD = Path(__file__).with_name("cli_child.py")
+
+
+@attrs.define
+class Login:
+    process: trio.Process
+    stdout: bytearray = attrs.field(factory=bytearray)
+    stderr: bytearray = attrs.field(factory=bytearray)
+
+    async def type(self, line: str) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send_all(line.encode() + b"\n")
+
+
+def login_env(tmp_path: Path, server: LoopbackTelegram) -> dict[str, str]:
+    config = tmp_path / "storyflow.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[telegram]\napi_id = 1\napi_hash = "loopback-hash"\ndc_address = "127.0.0.1:{server.port}"\n'
+        f"dc_id = {DC_ID}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
+    env.update(STORYFLOW_CONFIG=str(config), LOOPBACK_TELEGRAM_RSA_KEY=server.rsa_public_key_line)
+    return env
+
+
+async def run_login(server: LoopbackTelegram, tmp_path: Path, answers: list[str], *args: str) -> Login:
+    """Start `storyflow login`, type the phone, wait for the code the server sent, then type ``answers``
+    (where ``{code}`` stands for it)."""
+    async with trio.open_nursery() as nursery:
+        process: trio.Process = await nursery.start(partial(
+            trio.run_process, [sys.executable, str(CHILD), "login", *args], env=login_env(tmp_path, server),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+        ))
+        login = Login(process)
+
+        async def drain(stream: trio.abc.ReceiveStream, into: bytearray) -> None:
+            async for chunk in stream:
+                into.extend(chunk)
+
+        assert process.stdout is not None and process.stderr is not None
+        nursery.start_soon(drain, process.stdout, login.stdout)
+        nursery.start_soon(drain, process.stderr, login.stderr)
+        with trio.fail_after(60):
+            await login.type(f"+{server.owner.phone}")
+            code = await server.wait_for_login_code(server.owner)
+            for answer in answers:
+                await login.type(answer.format(code=code))
+            await process.wait()
+    return login
+
+
+async def test_login_with_a_typo_and_a_password_saves_a_private_session(
+    telegram: LoopbackTelegram, tmp_path: Path
+) -> None:
+    telegram.set_password(telegram.owner, "correct horse battery staple")
+    login = await run_login(telegram, tmp_path, ["00000", "{code}", "correct horse battery staple"])
+    output = (login.stdout + login.stderr).decode()
+    assert login.process.returncode == 0, output
+    saved = tmp_path / "data" / "storyflow.session"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    session = StringSession(saved.read_text().strip())
+    assert telegram.account_for_key(session.auth_key.key) is telegram.owner
+    assert "logged in as Owner" in output
+    # Neither the password nor the session string reaches the terminal.
+    assert "correct horse" not in output
+    assert saved.read_text().strip() not in output
+
+
+async def test_login_print_shows_the_session_and_saves_nothing(telegram: LoopbackTelegram, tmp_path: Path) -> None:
+    login = await run_login(telegram, tmp_path, ["{code}"], "--print")
+    assert login.process.returncode == 0, login.stderr.decode()
+    printed = login.stdout.decode().strip().splitlines()[-1]
+    assert telegram.account_for_key(StringSession(printed).auth_key.key) is telegram.owner
+    assert not (tmp_path / "data" / "storyflow.session").exists()
+
+
+async def test_wrong_password_three_times_fails_cleanly(telegram: LoopbackTelegram, tmp_path: Path) -> None:
+    telegram.set_password(telegram.owner, "right")
+    login = await run_login(telegram, tmp_path, ["{code}", "wrong1", "wrong2", "wrong3"])
+    assert login.process.returncode == 1
+    assert "wrong two-step verification password" in login.stderr.decode()
+    assert not (tmp_path / "data" / "storyflow.session").exists()
