@@ -277,3 +277,31 @@ async def test_queue_history_settings_stats_help(bot: BotRig, site: MediaServer)
     assert "reply to a status" in one.text
     await bot.answer(await bot.type(".cancel all"))
     assert (await bot.final_status(waiting)).text.startswith("🚫")
+
+
+async def test_files_over_the_upload_limit_are_cut_into_parts(
+    telegram: LoopbackTelegram, tmp_path: Path, site: MediaServer
+) -> None:
+    from storyflow.testing._httpserver import generated_bytes
+    from storyflow.testing._media import make_video
+
+    video = make_video(tmp_path / "long.mp4", seconds=8.0, width=320, height=240, keyframe_every=10)
+    limit = video.stat().st_size // 3 + 1
+    site.add_file("/long.mp4", video)
+    site.add_generated("/blob.bin", 2 * limit + 1000, content_type="application/octet-stream")
+    config = userbot_config(tmp_path, telegram, telegram={"max_upload_size": limit})
+    async with running_userbot(telegram, config) as bot:
+        command = await bot.type(f".dl {site.url('/long.mp4')} {site.url('/blob.bin')}")
+        status = await bot.final_status(command)
+        assert status.text.startswith("✅"), status.text
+        posted = bot.media_replies(command)
+    videos = [m for m in posted if m.media and m.media.kind == "video"]
+    documents = [m for m in posted if m.media and m.media.kind == "document"]
+    assert len(videos) >= 3
+    assert all(m.media and m.media.size <= limit for m in videos)
+    assert [f"part {i}/{len(videos)}" in m.text for i, m in enumerate(videos, start=1)] == [True] * len(videos)
+    durations = [m.media.duration or 0 for m in videos if m.media]
+    assert 7.0 <= sum(durations) <= 9.0
+    assert [m.media.file_name for m in documents if m.media] == ["blob.bin.001", "blob.bin.002", "blob.bin.003"]
+    joined = b"".join(m.media.file.data or b"" for m in documents if m.media)
+    assert hashlib.sha256(joined).hexdigest() == hashlib.sha256(generated_bytes(2 * limit + 1000)).hexdigest()

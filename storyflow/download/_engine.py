@@ -96,6 +96,9 @@ class _Found:
     sha256: str
 
 
+_SANE_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
+
+
 def safe_display_name(tool_path: str, title: str = "", source_url: str = "") -> str:
     """A file name built from nothing but safe characters; the remote side chooses none of it verbatim.
 
@@ -107,8 +110,10 @@ def safe_display_name(tool_path: str, title: str = "", source_url: str = "") -> 
     if not title and link_name and "." in link_name and reported.name.endswith(link_name):
         reported = Path(link_name)
     suffix = reported.suffix.lower()
-    if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
-        suffix = ""
+    if not _SANE_SUFFIX.fullmatch(suffix):
+        # yt-dlp says ".unknown_video" for a type it cannot name; the link may know better.
+        link_suffix = PurePosixPath(link_name).suffix.lower()
+        suffix = link_suffix if _SANE_SUFFIX.fullmatch(link_suffix) else ""
     stem = unicodedata.normalize("NFKC", title or reported.stem)
     stem = re.sub(r"[^\w\-. ]+", "_", stem, flags=re.UNICODE)
     stem = re.sub(r"[\s_]+", "_", stem).strip("._- ")[:60] or "file"

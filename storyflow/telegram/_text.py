@@ -41,11 +41,15 @@ def cut(text: str, limit: int) -> str:
             break
         used += units
         end = index + 1
-    kept = text[:end]
-    # A combining mark or joiner at the end would attach to the ellipsis; the whole cluster goes instead.
-    while kept and (unicodedata.combining(kept[-1]) or kept[-1] in "\u200d\ufe0f"):
-        kept = kept[:-1]
-    return kept.rstrip() + ELLIPSIS
+    # A cut inside a cluster (the next character combines with or joins the last kept one) takes the whole
+    # cluster away, so no letter loses its accent and no emoji sequence is left half-joined.
+    while 0 < end < len(text) and (_joins(text[end]) or text[end - 1] == "\u200d"):
+        end -= 1
+    return text[:end].rstrip() + ELLIPSIS
+
+
+def _joins(char: str) -> bool:
+    return bool(unicodedata.combining(char)) or char in "\u200d\ufe0f" or "\U0001f3fb" <= char <= "\U0001f3ff"
 
 
 def escape(text: str) -> str:

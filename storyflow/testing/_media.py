@@ -56,8 +56,12 @@ def make_video(
     audio: bool = True,
     faststart: bool = True,
     variant: int = 0,
+    keyframe_every: int | None = None,
 ) -> Path:
     """Write an H.264 (else MPEG-4 part 2) + AAC mp4 of a moving test pattern and a sine tone.
+
+    ``keyframe_every`` frames forces a keyframe at that interval (else the encoder decides: for short clips, one),
+    which is what a video needs to be cut into playable parts.
 
     ``variant`` shifts the colours and the tone so tests can make several distinct files.
     ``faststart=False`` leaves the moov box after mdat, as many CDNs serve it.
@@ -74,6 +78,8 @@ def make_video(
     if variant:
         args += ["-vf", f"hue=h={(variant * 67) % 360}"]
     args += _video_codec_args()
+    if keyframe_every is not None:
+        args += ["-g", str(keyframe_every), "-keyint_min", str(keyframe_every), "-sc_threshold", "0"]
     if faststart:
         args += ["-movflags", "+faststart"]
     args += [*_REPRODUCIBLE, "-f", "mp4", str(out)]
