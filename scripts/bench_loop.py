@@ -18,10 +18,8 @@ import argparse
 import math
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-from functools import partial
 from pathlib import Path
 
 import attrs
@@ -31,6 +29,7 @@ from storyflow.config import DownloadConfig
 from storyflow.download import DeliveryHandle, JobUpdated, open_engine
 from storyflow.jobs import JobRequest, JobState, open_store
 from storyflow.testing._media import make_padded_video, video_page_html
+from storyflow.testing._processes import start_media_process
 
 PROBE_INTERVAL = 0.010
 
@@ -67,21 +66,6 @@ class LoadResult:
     own_cpu: float
     wall: float
     failed: int
-
-
-async def start_media_server(directory: Path, nursery: trio.Nursery) -> str:
-    process: trio.Process = await nursery.start(
-        partial(
-            trio.run_process,
-            [sys.executable, "-m", "storyflow.testing._httpserver", "--dir", str(directory)],
-            stdout=subprocess.PIPE, check=False,
-        )
-    )
-    assert process.stdout is not None
-    line = b""
-    while not line.endswith(b"\n"):
-        line += await process.stdout.receive_some(1)
-    return line.decode().strip().rstrip("/")
 
 
 def prepare_media(directory: Path, base_url: str, jobs: int, size: int) -> list[str]:
@@ -169,7 +153,7 @@ async def main(jobs: int, limiter: int, size_mb: float) -> None:
         media = work / "media"
         media.mkdir()
         async with trio.open_nursery() as nursery:
-            base_url = await start_media_server(media, nursery)
+            base_url = await start_media_process(nursery, media)
             urls = prepare_media(media, base_url, jobs, int(size_mb * 1_000_000))
             print(f"{jobs} jobs of {size_mb:g} MB ({jobs // 2 + jobs % 2} gallery-dl links, {jobs // 2} yt-dlp pages),"
                   f" limiter {limiter}, media server in its own process at {base_url}")

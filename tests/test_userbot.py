@@ -305,3 +305,57 @@ async def test_files_over_the_upload_limit_are_cut_into_parts(
     assert [m.media.file_name for m in documents if m.media] == ["blob.bin.001", "blob.bin.002", "blob.bin.003"]
     joined = b"".join(m.media.file.data or b"" for m in documents if m.media)
     assert hashlib.sha256(joined).hexdigest() == hashlib.sha256(generated_bytes(2 * limit + 1000)).hexdigest()
+
+
+async def test_a_link_alone_in_saved_messages_downloads(bot: BotRig, site: MediaServer, media: MediaFiles) -> None:
+    message = await bot.type(site.url("/photo.jpg"))
+    status = await bot.final_status(message)
+    assert status.text.startswith("✅"), status.text
+    [posted] = bot.media_replies(message)
+    assert posted.media is not None and posted.media.sha256 == sha256(media.image)
+    # Elsewhere, or mixed with words, a link is just chat.
+    chatter = await bot.type(f"look at this {site.url('/photo.jpg')}")
+    await bot.answer(await bot.type(".ping"))
+    assert [m for m in bot.server.all_messages() if m.reply_to == chatter] == []
+
+
+async def test_uploads_start_while_the_job_still_downloads(bot: BotRig, site: MediaServer) -> None:
+    command = await bot.type(f".dl {site.url('/clip.mp4')} {site.url('/hang.mp4')}")
+    await site.wait_for_request("/hang.mp4")
+    with trio.fail_after(30):
+        # The first file's parts reach Telegram while the second link is still downloading.
+        await bot.server.wait_until(lambda: bot.server.api.calls.get("messages.uploadMedia") or None)
+    [job] = await bot.running.store.unfinished_jobs()
+    assert job.state.value == "downloading"
+    await bot.answer(await bot.type(f".cancel {job.id}"))
+    assert (await bot.final_status(command)).text.startswith("🚫")
+
+
+async def test_refused_cached_copy_falls_back_to_a_fresh_download(
+    bot: BotRig, site: MediaServer, media: MediaFiles
+) -> None:
+    first = await bot.type(f".dl {site.url('/photo.jpg')}")
+    await bot.final_status(first)
+    [original] = bot.media_replies(first)
+    await aio_as_trio(bot.phone.delete_messages)("me", [original.id])
+    bot.server.expire_file_references()
+    again = await bot.type(f".dl {site.url('/photo.jpg')}")
+    status = await bot.final_status(again)
+    assert status.text.startswith("✅"), status.text
+    [fresh] = bot.media_replies(again)
+    assert fresh.media is not None and fresh.media.sha256 == sha256(media.image)
+    assert site.request_count("/photo.jpg") == 2
+
+
+async def test_premium_flood_wait_on_parts_reduces_parts_in_flight(
+    bot: BotRig, site: MediaServer, media: MediaFiles
+) -> None:
+    site.add_generated("/three-mb.bin", 3_000_000, content_type="application/octet-stream")
+    bot.server.inject_flood_wait("upload.saveFilePart", 1, count=2, premium=True)
+    command = await bot.type(f".dl {site.url('/three-mb.bin')}")
+    status = await bot.final_status(command)
+    assert status.text.startswith("✅"), status.text
+    in_flight = bot.running.userbot.in_flight
+    assert in_flight.current < in_flight.maximum
+    [posted] = bot.media_replies(command)
+    assert posted.media is not None and posted.media.size == 3_000_000

@@ -271,10 +271,11 @@ class Userbot:
             ids = [replied.id]
         else:
             raise UsageError("which job?", hint=f"usage: {self.prefix}cancel <id> | all (or reply to a status)")
+        answers = []
         for job_id in ids:
             job = await self.engine.cancel(job_id, owner=mine)
-            if job.finished:
-                await self.reply(message, f"#{job_id} had already ended ({job.state})")
+            answers.append(f"#{job_id} had already ended ({job.state})" if job.finished else f"cancelling #{job_id}")
+        await self.reply(message, "\n".join(answers))
 
     async def cmd_retry(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
         if len(args) != 1:

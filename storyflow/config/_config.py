@@ -150,7 +150,7 @@ class TelegramConfig:
     session_string: str | None = _field(None, _optional_text, "a StringSession instead of a file (secret)")
     dc_address: str | None = _field(None, _optional_text, "custom DC as host:port (test servers)")
     dc_id: int | None = _field(None, _positive_int, "DC id for dc_address")
-    parts_in_flight: int = _field(4, _positive_int, "upload parts on their way at once")
+    parts_in_flight: int = _field(8, _positive_int, "upload parts on their way at once")
     max_upload_size: int | None = _field(
         None, lambda v: parse_size(v) or None, "cut files above this size (default: the account's limit)"
     )

@@ -22,7 +22,14 @@ def _announce_login_code(account: Account, code: str) -> None:
 
 
 async def _main(arguments: argparse.Namespace) -> None:
-    server = LoopbackTelegram(login_code=arguments.login_code, on_login_code=_announce_login_code)
+    server = LoopbackTelegram(
+        login_code=arguments.login_code, on_login_code=_announce_login_code,
+        keep_file_bytes_limit=arguments.keep_file_bytes,
+    )
+    if arguments.rpc_delay:
+        server.set_rpc_delay(arguments.rpc_delay)
+    if arguments.bandwidth:
+        server.set_bandwidth(arguments.bandwidth)
     for name in arguments.account:
         server.add_account(name)
     for name in arguments.premium:
@@ -48,6 +55,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--premium", action="append", default=[], help="account name to make premium")
     parser.add_argument("--password", action="append", default=[], metavar="NAME=SECRET", help="turn on 2FA")
     parser.add_argument("--login-code", help="answer every login with this code instead of random digits")
+    parser.add_argument("--rpc-delay", type=float, default=0.0, metavar="SECONDS",
+                        help="delay every answer, like a long round trip (benchmarks)")
+    parser.add_argument("--bandwidth", type=float, default=None, metavar="BYTES_PER_SECOND",
+                        help="limit the link shared by all connections (benchmarks)")
+    parser.add_argument("--keep-file-bytes", type=int, default=64 * 1024 * 1024, metavar="BYTES",
+                        help="uploaded files larger than this are only hashed, not kept (bounds memory)")
     arguments = parser.parse_args(argv)
     try:
         trio.run(_main, arguments)

@@ -1,0 +1,70 @@
+"""The loopback servers as separate processes, for benchmarks and soak runs (so serving never loads the process
+being measured). Trio-flavoured; each returns once the server is listening."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import attrs
+import trio
+
+
+@attrs.frozen
+class TelegramProcess:
+    process: trio.Process
+    port: int
+    sessions: dict[str, str] = attrs.field(repr=False)  # account name -> StringSession
+    rsa_key: str = attrs.field(repr=False)
+
+
+async def start_telegram_process(nursery: trio.Nursery, *arguments: str) -> TelegramProcess:
+    """``python -m storyflow.testing.telegram`` with ``arguments``; returns when its accounts are printed."""
+    process: trio.Process = await nursery.start(partial(
+        trio.run_process, [sys.executable, "-m", "storyflow.testing.telegram", *arguments],
+        stdout=subprocess.PIPE, check=False,
+    ))
+    assert process.stdout is not None
+    values: dict[str, str] = {}
+    buffer = b""
+    # The accounts come last: owner, friend, stranger (each with a .phone line after it).
+    while "stranger.phone" not in values:
+        chunk = await process.stdout.receive_some(4096)
+        if not chunk:
+            raise RuntimeError("the loopback Telegram process ended before it was ready")
+        buffer += chunk
+        *complete, buffer_rest = buffer.split(b"\n")
+        buffer = buffer_rest
+        for line in complete:
+            key, _, value = line.decode().partition("=")
+            values[key] = value
+    nursery.start_soon(_drain, process.stdout)
+    sessions = {k: v for k, v in values.items() if "." not in k and k not in ("port", "rsa_key", "login_code")}
+    return TelegramProcess(process, int(values["port"]), sessions, values["rsa_key"])
+
+
+async def start_media_process(nursery: trio.Nursery, directory: Path, *, rate: float | None = None) -> str:
+    """``python -m storyflow.testing._httpserver --dir DIR``; returns its base URL."""
+    command: Sequence[str] = [sys.executable, "-m", "storyflow.testing._httpserver", "--dir", str(directory)]
+    if rate is not None:
+        command = [*command, "--rate", str(rate)]
+    process: trio.Process = await nursery.start(partial(
+        trio.run_process, list(command), stdout=subprocess.PIPE, check=False,
+    ))
+    assert process.stdout is not None
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = await process.stdout.receive_some(1)
+        if not chunk:
+            raise RuntimeError("the media server process ended before it was ready")
+        line += chunk
+    nursery.start_soon(_drain, process.stdout)
+    return line.decode().strip().rstrip("/")
+
+
+async def _drain(stream: trio.abc.ReceiveStream) -> None:
+    async for _ in stream:
+        pass
