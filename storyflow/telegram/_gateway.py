@@ -41,7 +41,6 @@ from telethon.tl.alltlobjects import LAYER
 from telethon.tl.core import GzipPacked
 from telethon.tl.tlobject import TLObject, TLRequest
 
-from .. import __version__
 from .._errors import (
     ChatUnavailable,
     DuplicateSend,
@@ -55,6 +54,7 @@ from .._errors import (
     TelegramError,
     TelegramUnavailable,
 )
+from .._version import __version__
 from ._values import (
     AttachedDocument,
     Incoming,

@@ -50,6 +50,7 @@ class _Chat:
     wake: trio.Event = attrs.field(factory=trio.Event)
     gate_opens: float = 0.0
     last_edit: float = -1e9
+    gone: set[int] = attrs.field(factory=set)  # deleted by someone: never edited again
 
 
 @attrs.define(eq=False)
@@ -71,6 +72,8 @@ class StatusBoard:
                 raise RuntimeError("the status board is closed")
             chat = self._chats[chat_id] = _Chat()
             self._nursery.start_soon(self._edit_loop, chat_id, chat)
+        if message_id in chat.gone:
+            return
         message = chat.messages.get(message_id)
         if message is None:
             message = chat.messages[message_id] = _Message(text_html, final)
@@ -141,13 +144,14 @@ class StatusBoard:
             await self.sink.edit_text(chat_id, message_id, text)
             self.edits += 1
         except NotModified:
-            pass
+            message.sent_text = text
         except FloodWait as flood:
             log.info("chat %d: status edits wait %g s (flood wait)", chat_id, flood.seconds)
             chat.gate_opens = trio.current_time() + flood.seconds
             return
         except MessageGone:
             log.debug("chat %d: status message %d is gone", chat_id, message_id)
+            chat.gone.add(message_id)
             message.sent_text = message.text
             message.final = True
         except StoryFlowError as exc:
