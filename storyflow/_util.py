@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# Our secrets (session strings, api_hash, cookies paths) never reach a child's environment.
+_SECRET_ENV_PREFIXES = ("STORYFLOW_", "TELEGRAM_", "TG_")
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """The environment for a child process (download tools, ffmpeg): ours, minus anything of StoryFlow's."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_SECRET_ENV_PREFIXES)}
+    env.update(extra)
+    return env
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

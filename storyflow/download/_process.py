@@ -13,27 +13,19 @@ from pathlib import Path
 import attrs
 import trio
 
+from .._util import child_environment
+
 # How long a tool gets to exit after SIGTERM before the whole group gets SIGKILL.
 TERMINATE_GRACE_SECONDS = 3.0
 # A line longer than this is cut (a hostile page cannot make us buffer without bound).
 MAX_LINE_BYTES = 64 * 1024
 STDERR_TAIL_BYTES = 16 * 1024
-# Our secrets never reach a child's environment.
-_SECRET_ENV_PREFIXES = ("STORYFLOW_", "TELEGRAM_", "TG_")
 
 
 @attrs.frozen
 class ToolResult:
     returncode: int
     stderr_tail: str
-
-
-def child_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SECRET_ENV_PREFIXES)}
-    # Both tools are Python: without this their --print lines sit in a pipe buffer until exit.
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -89,7 +81,8 @@ async def run_tool(
                 trio.run_process,
                 list(command),
                 cwd=cwd,
-                env=child_environment(),
+                # Both tools are Python: unbuffered, or their --print lines sit in a pipe until exit.
+                env=child_environment(PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8"),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

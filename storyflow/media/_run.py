@@ -14,12 +14,11 @@ import attrs
 import trio
 
 from .._ffmpeg import ffmpeg_executable
+from .._util import child_environment
 
 # ffmpeg prints a file's whole tag set (lyrics included), and a broken file can make it log an error per
 # packet; we keep this much and drain the rest, so a hostile file cannot make us buffer without bound.
 STDERR_LIMIT_BYTES = 1 << 20
-# Our secrets never reach a child's environment.
-_SECRET_ENV_PREFIXES = ("STORYFLOW_", "TELEGRAM_", "TG_")
 
 
 @attrs.frozen
@@ -61,7 +60,7 @@ async def run_ffmpeg(args: Sequence[str], *, loglevel: str = "error") -> FfmpegR
     problem, not a property of the file being looked at.
     """
     command = [ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", loglevel, *args]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(_SECRET_ENV_PREFIXES)}
+    env = child_environment()
     kept = bytearray()
     async with trio.open_nursery() as nursery:
         process: trio.Process = await nursery.start(
