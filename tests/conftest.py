@@ -15,7 +15,7 @@ import trio
 from trio_asyncio import aio_as_trio
 
 from storyflow.bot import Running, run_userbot
-from storyflow.config import CommandsConfig, Config, DownloadConfig, PathsConfig, TelegramConfig
+from storyflow.config import CommandsConfig, Config, DownloadConfig, PathsConfig, StoriesConfig, TelegramConfig
 from storyflow.download import DeliveryHandle, Engine, EngineEvent, open_engine
 from storyflow.jobs import JobFile, JobStore, open_store
 from storyflow.testing._httpserver import MediaServer, open_media_server
@@ -186,9 +186,10 @@ def userbot_config(tmp_path: Path, server: LoopbackTelegram, **sections: object)
         **sections.pop("telegram", {}),  # type: ignore[arg-type]
     )
     commands = CommandsConfig(**sections.pop("commands", {}))  # type: ignore[arg-type]
+    stories = StoriesConfig(**sections.pop("stories", {}))  # type: ignore[arg-type]
     assert not sections, sections
     return Config(download=download, paths=PathsConfig(data_dir=tmp_path / "data"), telegram=telegram,
-                  commands=commands)
+                  commands=commands, stories=stories)
 
 
 @attrs.define(eq=False)

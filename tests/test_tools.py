@@ -86,7 +86,14 @@ def test_parse_ytdlp_lines() -> None:
 
 
 def test_parse_gallery_dl_lines() -> None:
-    assert parse_line(Tool.GALLERY_DL, '@@SF-FILE "/jobs/1/x.jpg"') == FileLine(path="/jobs/1/x.jpg")
+    # The --Print format gallery_dl_command asks for: null where the extractor has no such field.
+    assert parse_line(Tool.GALLERY_DL, '@@SF-FILE {"path":"/jobs/1/x.jpg","user":null,"date":null}') == FileLine(
+        path="/jobs/1/x.jpg"
+    )
+    story = parse_line(
+        Tool.GALLERY_DL, '@@SF-FILE {"path":"/jobs/1/s.mp4","user":"jane.doe","date":"2026-12-03 18:30:00"}'
+    )
+    assert story == FileLine(path="/jobs/1/s.mp4", uploader="jane.doe", posted_at=1796322600.0)
     assert parse_line(Tool.GALLERY_DL, '@@SF-SKIP "/jobs/1/x.jpg"') == FileLine(path="/jobs/1/x.jpg", skipped=True)
     line = parse_line(Tool.GALLERY_DL, "@@SF-PROGRESS 1.04M 402.56K 30.02M 3")
     assert isinstance(line, ProgressLine)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import attrs
+import httpx
 import trio
 
 from .._errors import (
@@ -22,14 +23,17 @@ from .._errors import (
     UnknownJob,
 )
 from ..download import Engine, JobUpdated
-from ..jobs import Job, JobOptions, JobRequest, JobState, JobStore, Origin
+from ..jobs import Job, JobOptions, JobRequest, JobState, JobStore, Origin, StoryLabel, Watch
 from ..telegram import CachedItem, Incoming, Me, OutgoingMedia, PartsInFlight, SentMedia, TelegramDelivery
+from ..telegram._stories import story_url
 from ..telegram._text import cut, escape, fit_lines
-from ..telegram._values import random_id
+from ..telegram._values import StoryList, random_id
 from ._access import AccessList, Role
 from ._parse import UsageError, bare_links, parse_command, parse_download, parse_job_id
 from ._settings import RuntimeSettings
+from ._stories import parse_story_target
 from ._tracker import StatusTracker, human_bytes, human_seconds
+from ._watch import WATCHABLE, Found, Watcher, finished_watch_jobs, telegram_found
 
 log = logging.getLogger("storyflow.bot")
 
@@ -53,6 +57,8 @@ class ChatPort(Protocol):
 
     async def message_sender(self, chat_id: int, message_id: int) -> tuple[int, str] | None: ...
 
+    async def list_stories(self, who: str | int, *, pinned: bool = False) -> StoryList: ...
+
 
 Handler = Callable[["Userbot", Incoming, tuple[str, ...], Role], Awaitable[None]]
 
@@ -68,6 +74,19 @@ class _Spec:
 def cache_key(urls: Sequence[str], options: JobOptions) -> str:
     payload = json.dumps({"urls": list(urls), "options": options.to_json()}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _split_arrow(args: tuple[str, ...]) -> tuple[list[str], bool, str]:
+    """``site user -> chat`` → (["site", "user"], True, "chat"); also ``site user ->chat``."""
+    words = list(args)
+    for index, word in enumerate(words):
+        if word.startswith("->"):
+            rest = [word[2:], *words[index + 1 :]] if word != "->" else words[index + 1 :]
+            rest = [piece for piece in rest if piece]
+            if len(rest) != 1:
+                raise UsageError("after -> comes one chat: here, me, or @name")
+            return words[:index], True, rest[0]
+    return words, False, ""
 
 
 def album_groups(items: Sequence[CachedItem]) -> list[list[CachedItem]]:
@@ -99,6 +118,9 @@ class Userbot:
     access: AccessList
     settings: RuntimeSettings
     in_flight: PartsInFlight
+    http: httpx.AsyncClient | None = None
+    watcher: Watcher | None = None
+    snapchat_base_url: str = "https://story.snapchat.com"
     prefix: str = "."
     started: float = attrs.field(factory=time.monotonic)
     _peers_saved: set[int] = attrs.field(factory=set)
@@ -115,15 +137,21 @@ class Userbot:
                     log.warning("job %d finished but its results were not cached (backlog)", event.job.id)
 
         unsubscribe = self.engine.subscribe(on_job)
+        watch_send, watch_receive = trio.open_memory_channel[Job](256)
+        unsubscribe_watch = self.engine.subscribe(finished_watch_jobs(watch_send))
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._remember_results, finished_receive)
+                if self.watcher is not None:
+                    nursery.start_soon(self.watcher.run)
+                    nursery.start_soon(self.watcher.release_failed, watch_receive)
                 async with incoming:
                     async for message in incoming:
                         nursery.start_soon(self.handle, message)
                 nursery.cancel_scope.cancel()
         finally:
             unsubscribe()
+            unsubscribe_watch()
 
     async def _remember_results(self, finished: trio.MemoryReceiveChannel[Job]) -> None:
         async for job in finished:
@@ -179,25 +207,28 @@ class Userbot:
     async def _download(self, message: Incoming, words: tuple[str, ...], role: Role) -> None:
         args = parse_download(words, max_urls=self.settings.max_urls)
         urls = await self.engine.validate(args.urls)
-        if message.peer and message.chat_id not in self._peers_saved:
-            await self.store.remember_peer(message.chat_id, message.peer)
-            self._peers_saved.add(message.chat_id)
         if await self._send_cached(message, urls, args.options):
             return
-        status_text = "⏳ accepted"
-        status_id = await self.reply(message, status_text)
-        self.tracker.board.known(message.chat_id, status_id, status_text)
-        request = JobRequest(urls, self.requester(message), args.options,
-                             Origin(message.chat_id, message.message_id, status_id))
-        try:
-            job = await self.engine.submit(request)
-        except (JobRefused, InputError) as exc:
-            self.tracker.board.show(message.chat_id, status_id, f"❌ {escape(exc.user_text())}", final=True)
-            return
-        if args.dropped:
+        job = await self._start_job(message, JobRequest(urls, self.requester(message), args.options))
+        if job is not None and args.dropped:
             view = self.tracker.view(job)
             view.notices.append(f"only the first {len(urls)} links were taken ({args.dropped} more ignored)")
             self.tracker.show(view)
+
+    async def _start_job(self, message: Incoming, request: JobRequest, *, internal: bool = False) -> Job | None:
+        """Answer with a status message, then queue the job with it; a refusal becomes the status's final text."""
+        if message.peer and message.chat_id not in self._peers_saved:
+            await self.store.remember_peer(message.chat_id, message.peer)
+            self._peers_saved.add(message.chat_id)
+        status_text = "⏳ accepted"
+        status_id = await self.reply(message, status_text)
+        self.tracker.board.known(message.chat_id, status_id, status_text)
+        request = attrs.evolve(request, origin=Origin(message.chat_id, message.message_id, status_id))
+        try:
+            return await self.engine.submit(request, internal=internal)
+        except (JobRefused, InputError) as exc:
+            self.tracker.board.show(message.chat_id, status_id, f"❌ {escape(exc.user_text())}", final=True)
+            return None
 
     async def _send_cached(self, message: Incoming, urls: tuple[str, ...], options: JobOptions) -> bool:
         """Answer from Telegram's stored copies of an earlier identical job; False if a download is needed."""
@@ -239,6 +270,153 @@ class Userbot:
 
     async def cmd_dl(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
         await self._download(message, args, role)
+
+    async def cmd_story(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        target = parse_story_target(args)
+        options = JobOptions(story=True)
+        requester = self.requester(message)
+        if target.site == "telegram":
+            listing = await self.telegram.list_stories(target.user, pinned=target.highlights)
+            stories = [s for s in listing.stories if target.story_id in (None, s.story_id)]
+            who = f"@{listing.username}" if listing.username else listing.owner_name
+            if not stories:
+                kind = "pinned stories" if target.highlights else "active stories"
+                what = f"story {target.story_id}" if target.story_id else kind
+                await self.reply(message, f"📭 {escape(who)} has no {what}" if not target.story_id
+                                 else f"📭 {escape(who)}: {what} is gone or was never there")
+                return
+            await self.store.remember_peer(listing.owner_id, listing.peer)
+            labels = {
+                story_url(listing.owner_id, s.story_id): StoryLabel(
+                    listing.owner_name, s.posted_at, number, len(stories), "pinned" if target.highlights else None,
+                    f"https://t.me/{listing.username}/s/{s.story_id}" if listing.username else None,
+                )
+                for number, s in enumerate(stories, start=1)
+            }
+            await self._start_job(message, JobRequest(tuple(labels), requester, options, labels=labels),
+                                  internal=True)
+            return
+        if target.site == "snapchat":
+            await self._snapchat_story(message, target.user, highlights=target.highlights)
+            return
+        urls = await self.engine.validate((target.url,))
+        await self._start_job(message, JobRequest(urls, requester, options))
+
+    async def _snapchat_story(self, message: Incoming, user: str, *, highlights: bool) -> None:
+        found, display = await self._snapchat_found(user, highlights=highlights)
+        if not found.labels:
+            await self.reply(message, f"📭 {escape(display)} has no "
+                                      f"{'highlights' if highlights else 'active stories'} on Snapchat")
+            return
+        await self._start_job(message, JobRequest(tuple(found.labels), self.requester(message),
+                                                  JobOptions(story=True), labels=found.labels))
+
+    async def _snapchat_found(self, user: str, *, highlights: bool = False) -> tuple[Found, str]:
+        """The snaps of a Snapchat account as story labels by media URL (checked like any link)."""
+        from ..stories import fetch_snapchat_stories
+
+        if self.http is None:
+            raise StoryFlowError("Snapchat is not available in this run")
+        story = await fetch_snapchat_stories(self.http, user, base_url=self.snapchat_base_url, highlights=highlights)
+        page = f"{self.snapchat_base_url.rstrip('/')}/s/{user}"
+        display = story.display_name or user
+        snaps = story.snaps[: self.engine.settings.max_items]
+        urls = await self.engine.validate(tuple(snap.media_url for snap in snaps)) if snaps else ()
+        labels = {
+            url: StoryLabel(display, snap.posted_at.timestamp() if snap.posted_at else None, snap.position,
+                            snap.total, snap.highlight, page)
+            for url, snap in zip(urls, snaps, strict=True)
+        }
+        ids = {url: snap.snap_id for url, snap in zip(urls, snaps, strict=True)}
+        return Found(labels, ids), display
+
+    # -- watching -----------------------------------------------------------------------------------------
+
+    async def list_for_watch(self, watch: Watch) -> Found:
+        """What a watched account has now (the watcher's lister)."""
+        if watch.site == "telegram":
+            listing = await self.telegram.list_stories(watch.account)
+            await self.store.remember_peer(listing.owner_id, listing.peer)
+            return telegram_found(listing.owner_id, listing.owner_name, listing.username,
+                                  [(s.story_id, s.posted_at) for s in listing.stories])
+        if watch.site == "snapchat":
+            found, _ = await self._snapchat_found(watch.account)
+            return found
+        target = parse_story_target((watch.site, watch.account))
+        return Found(page=target.url)
+
+    async def submit_for_watch(self, request: JobRequest, internal: bool) -> Job:
+        return await self.engine.submit(request, internal=internal)
+
+    async def cmd_watch(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        if self.watcher is None:
+            raise StoryFlowError("watching is not available in this run")
+        if not args:
+            await self._list_watches(message)
+            return
+        words, arrow, destination = _split_arrow(args)
+        target = parse_story_target(tuple(words))
+        if target.site not in WATCHABLE or target.story_id is not None or target.highlights:
+            raise UsageError("only current stories of an account can be watched",
+                             hint=f"usage: {self.prefix}watch <site> <user> [-> here|me|@chat]; sites: "
+                                  + ", ".join(WATCHABLE))
+        chat_id, chat_name = await self._destination(message, destination if arrow else "me")
+        account = target.user
+        if target.site == "telegram":
+            listing = await self.telegram.list_stories(account)  # fails now, not at the first check
+            await self.store.remember_peer(listing.owner_id, listing.peer)
+            account = listing.username or str(listing.owner_id)
+        watch = await self.store.add_watch(self.requester(message), target.site, account, chat_id, time.time())
+        self.watcher.wake()
+        every = human_seconds(self.watcher.interval)
+        await self.reply(message, f"👀 watch <b>#{watch.id}</b>: {escape(target.site)} {escape(account)} → "
+                                  f"{escape(chat_name)}, checked about every {every}; each new story is posted once")
+
+    async def _destination(self, message: Incoming, where: str) -> tuple[int, str]:
+        if where in ("me", "saved"):
+            return self.telegram.me.user_id, "Saved Messages"
+        if where == "here":
+            if message.peer and message.chat_id not in self._peers_saved:
+                await self.store.remember_peer(message.chat_id, message.peer)
+                self._peers_saved.add(message.chat_id)
+            return message.chat_id, "this chat"
+        chat_id, name = await self.telegram.resolve_user(where)
+        return chat_id, name
+
+    async def _list_watches(self, message: Incoming) -> None:
+        watches = await self.store.watches()
+        if not watches:
+            await self.reply(message, f"nothing is watched — {escape(self.prefix)}watch &lt;site&gt; &lt;user&gt;")
+            return
+        now = time.time()
+        lines = []
+        for watch in watches:
+            checked = f"checked {human_seconds(now - watch.last_check)} ago" if watch.last_check else "not checked yet"
+            new = f"last new story {human_seconds(now - watch.last_new)} ago" if watch.last_new else "no new story yet"
+            line = f"<b>#{watch.id}</b> {escape(watch.site)} {escape(watch.account)} · {checked} · {new}"
+            if watch.last_error:
+                line += f" · ⚠️ {escape(cut(watch.last_error, 120))}"
+            lines.append(line)
+        await self.reply(message, fit_lines(lines))
+
+    async def cmd_unwatch(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        if len(args) == 1:
+            watch_id = parse_job_id(args[0])
+            removed = await self.store.remove_watch(watch_id)
+        elif len(args) == 2:
+            target = parse_story_target(args)
+            matches = [w for w in await self.store.watches()
+                       if w.site == target.site and w.account.lower() == target.user.lower()]
+            for watch in matches:
+                await self.store.remove_watch(watch.id)
+            removed, watch_id = bool(matches), matches[0].id if matches else 0
+        else:
+            raise UsageError(f"usage: {self.prefix}unwatch <id> | <site> <user>")
+        if not removed:
+            raise UnknownJob("no such watch", hint=f"see {self.prefix}watch")
+        if self.watcher is not None:
+            self.watcher.wake()
+        await self.reply(message, f"🙈 no longer watching (#{watch_id})")
 
     async def cmd_queue(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
         mine = self._owner_filter(message, role)
@@ -415,6 +593,11 @@ class Userbot:
 COMMANDS: dict[str, _Spec] = {
     "dl": _Spec(Userbot.cmd_dl, "dl <link>… [audio] [file] [720p]",
                 "download and post here (also .get); audio: sound only; file: as documents; 720p: max height"),
+    "story": _Spec(Userbot.cmd_story, "story <link> | <site> <user> [highlights] | @user",
+                   "current stories (or highlights) of an account: telegram, instagram, snapchat, tiktok, x"),
+    "watch": _Spec(Userbot.cmd_watch, "watch [<site> <user> [-> here|me|@chat]]",
+                   "check an account's stories regularly and post each new one once; alone: list", owner_only=True),
+    "unwatch": _Spec(Userbot.cmd_unwatch, "unwatch <id> | <site> <user>", "stop watching", owner_only=True),
     "queue": _Spec(Userbot.cmd_queue, "queue", "unfinished jobs and their places"),
     "cancel": _Spec(Userbot.cmd_cancel, "cancel <id>|all", "stop jobs (or reply to a status message)"),
     "retry": _Spec(Userbot.cmd_retry, "retry <id>", "run a failed or cancelled job again"),
@@ -428,4 +611,4 @@ COMMANDS: dict[str, _Spec] = {
     "ping": _Spec(Userbot.cmd_ping, "ping", "is StoryFlow there?"),
     "help": _Spec(Userbot.cmd_help, "help [command]", "this list"),
 }
-ALIASES = {"get": "dl", "download": "dl", "q": "queue", "stop": "cancel"}
+ALIASES = {"get": "dl", "download": "dl", "q": "queue", "stop": "cancel", "stories": "story", "s": "story"}

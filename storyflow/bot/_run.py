@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import attrs
+import httpx
 import trio
 
 from .._errors import ConfigError, NotAuthorized, TelegramUnavailable
@@ -16,14 +17,17 @@ from ..download import Engine, open_engine
 from ..jobs import JobStore, open_store
 from ..telegram import PartsInFlight, StatusBoard, TelegramDelivery, open_status_board
 from ..telegram._gateway import Gateway, GatewaySettings, open_gateway
+from ..telegram._stories import TelegramStoryFetcher
 from ._access import AccessList
 from ._commands import Userbot
 from ._settings import RuntimeSettings
 from ._tracker import StatusTracker
+from ._watch import Watcher
 
 log = logging.getLogger("storyflow.run")
 
 CONNECT_DEADLINE_SECONDS = 60.0
+HTTP_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
 
 
 def session_path(config: Config) -> Path:
@@ -121,12 +125,18 @@ async def _serve(
             config_chats=config.commands.allowed_chats,
         )
         # The tracker watches from the first event on, so resumed jobs' status messages move too.
-        async with open_engine(
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) as http, open_engine(
             store, download, jobs_dir=config.paths.jobs_dir, delivery=delivery,
             cache_dir=config.paths.data_dir / "cache", observers=[tracker.on_engine],
+            fetchers=[TelegramStoryFetcher(gateway)],
         ) as engine:
             userbot = Userbot(
-                gateway, engine, store, tracker, delivery, access, runtime, in_flight, prefix=config.commands.prefix
+                gateway, engine, store, tracker, delivery, access, runtime, in_flight, http=http,
+                snapchat_base_url=config.stories.snapchat_base_url, prefix=config.commands.prefix,
+            )
+            userbot.watcher = Watcher(
+                store, userbot.list_for_watch, userbot.submit_for_watch, config.stories.watch_interval,
+                config.stories.watch_jitter,
             )
             task_status.started(Running(userbot, gateway, engine, store, board))
             await userbot.serve(gateway.incoming)

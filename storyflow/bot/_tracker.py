@@ -57,6 +57,8 @@ class JobView:
                 lines = [f"✅ {head} done · {self._sent_summary()} in {human_seconds(time.monotonic() - self.started)}"]
                 if job.error:
                     lines.append(f"⚠️ {escape(job.error)}")
+            case JobState.FAILED if job.options.story and job.error_kind == "no_media":
+                lines = [f"📭 {head} no active stories there"]
             case JobState.FAILED:
                 lines = [f"❌ {head} failed: {escape(job.error or 'unknown error')}"]
                 if self.files_sent:

@@ -4,6 +4,7 @@ from ._config import CommandsConfig as CommandsConfig
 from ._config import Config as Config
 from ._config import DownloadConfig as DownloadConfig
 from ._config import PathsConfig as PathsConfig
+from ._config import StoriesConfig as StoriesConfig
 from ._config import TelegramConfig as TelegramConfig
 from ._config import default_config_path as default_config_path
 from ._config import describe_settings as describe_settings

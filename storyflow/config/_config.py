@@ -164,12 +164,39 @@ class CommandsConfig:
     saved_messages_autodownload: bool = _field(True, _boolean, "a bare link in Saved Messages downloads")
 
 
+def _fraction(value: object, highest: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a number from 0 to {highest}, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"expected a number from 0 to {highest}, got {value!r}") from None
+    if not 0 <= number <= highest:
+        raise ValueError(f"must be from 0 to {highest}, got {value!r}")
+    return number
+
+
+def _http_base(value: object) -> str:
+    text = _text(value).strip().rstrip("/")
+    if not text.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http(s) address, got {value!r}")
+    return text
+
+
+@attrs.frozen
+class StoriesConfig:
+    snapchat_base_url: str = _field("https://story.snapchat.com", _http_base, "where Snapchat's public story pages are")
+    watch_interval: float = _field(900.0, _seconds, "seconds between checks of a watched account")
+    watch_jitter: float = _field(0.2, lambda v: _fraction(v, 0.9), "random spread of check times (0 to 0.9)")
+
+
 @attrs.frozen
 class Config:
     download: DownloadConfig = DownloadConfig()
     paths: PathsConfig = PathsConfig()
     telegram: TelegramConfig = TelegramConfig()
     commands: CommandsConfig = CommandsConfig()
+    stories: StoriesConfig = StoriesConfig()
     source: Path | None = None  # the file it came from, if any
 
 
@@ -178,6 +205,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "paths": PathsConfig,
     "telegram": TelegramConfig,
     "commands": CommandsConfig,
+    "stories": StoriesConfig,
 }
 
 

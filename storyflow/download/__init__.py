@@ -4,6 +4,7 @@ from ._classify import classify as classify
 from ._engine import Delivery as Delivery
 from ._engine import DeliveryHandle as DeliveryHandle
 from ._engine import Engine as Engine
+from ._engine import Fetcher as Fetcher
 from ._engine import open_engine as open_engine
 from ._engine import safe_display_name as safe_display_name
 from ._events import DownloadProgress as DownloadProgress
@@ -13,6 +14,7 @@ from ._events import JobUpdated as JobUpdated
 from ._events import Notice as Notice
 from ._events import QueueMoved as QueueMoved
 from ._tools import Attempt as Attempt
+from ._tools import FileLine as FileLine
 from ._tools import Route as Route
 from ._tools import Tool as Tool
 from ._tools import route as route

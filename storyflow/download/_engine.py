@@ -13,7 +13,7 @@ import math
 import re
 import shutil
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -55,6 +55,21 @@ from ._urls import check_destination, validate_url
 log = logging.getLogger("storyflow.engine")
 
 HASH_CHUNK = 1024 * 1024
+
+
+class Fetcher(Protocol):
+    """A source that is not a web page for the download tools (e.g. Telegram stories, fetched over MTProto).
+
+    Jobs name it by an internal URL ``<scheme>:<rest>``; such URLs only ever come from StoryFlow's own code
+    (:meth:`Engine.submit` with ``internal=True``), never from a chat message.
+    """
+
+    @property
+    def scheme(self) -> str: ...
+
+    async def fetch(self, url: str, folder: Path, found: Callable[[FileLine], Awaitable[None]]) -> None:
+        """Download what ``url`` names into ``folder``, awaiting ``found`` for each file as it lands; raise a
+        :class:`DownloadError` subclass when it cannot."""
 
 
 class Delivery(Protocol):
@@ -161,6 +176,7 @@ class Engine:
     jobs_dir: Path
     delivery: Delivery
     cache_dir: Path | None = None
+    fetchers: Mapping[str, Fetcher] = attrs.field(factory=dict)
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
     _start: trio.MemorySendChannel[int] = attrs.field(init=False)
     _observers: list[Callable[[EngineEvent], None]] = attrs.field(init=False, factory=list)
@@ -188,9 +204,22 @@ class Engine:
             await check_destination(url, allow_private=self.settings.allow_private_addresses)
         return checked
 
-    async def submit(self, request: JobRequest) -> Job:
-        """Validate, persist and queue a job. Raises an :class:`InputError` or :class:`JobRefused`."""
-        urls = await self.validate(request.urls)
+    def _internal(self, url: str) -> Fetcher | None:
+        scheme, sep, _ = url.partition(":")
+        return self.fetchers.get(scheme) if sep else None
+
+    async def submit(self, request: JobRequest, *, internal: bool = False) -> Job:
+        """Validate, persist and queue a job. Raises an :class:`InputError` or :class:`JobRefused`.
+
+        ``internal=True`` is for jobs StoryFlow itself composed from a fetcher's URLs (``tg-story:…``); every other
+        URL is checked as user input.
+        """
+        if internal:
+            if not request.urls or any(self._internal(url) is None for url in request.urls):
+                raise UnknownJob("internal jobs take only URLs of a registered fetcher")
+            urls = request.urls
+        else:
+            urls = await self.validate(request.urls)
         async with self._owner_lock:  # count-then-insert must not interleave for one owner
             unfinished = await self.store.unfinished_count(request.owner)
             if unfinished >= self.settings.max_jobs_per_owner:
@@ -303,6 +332,8 @@ class Engine:
             await self._set_state(job_id, JobState.CANCELLED)
             return
         delivered = any(f.state is FileState.DELIVERED for f in job.files)
+        if isinstance(outcome, NoMedia) and job.options.watch is not None:
+            outcome = None  # a watch's check that found nothing new
         if outcome is None or (delivered and isinstance(outcome, DownloadError)):
             # Partial success still counts as done; the error stays on the job for the summary.
             await self._set_state(job_id, JobState.DONE, outcome)
@@ -384,8 +415,14 @@ class Engine:
         known: dict[str, JobFile],
         send: trio.MemorySendChannel[JobFile],
     ) -> None:
+        fetcher = self._internal(url)
+        if fetcher is not None:
+            await self._fetch(fetcher, job, folder, url, known, send)
+            return
         # Check again at download time: a resumed job's host may point elsewhere now.
         await check_destination(url, allow_private=self.settings.allow_private_addresses)
+        if job.options.watch is not None and self.cache_dir is not None:
+            await trio.Path(self.cache_dir / "watches").mkdir(parents=True, exist_ok=True)
         chosen = await trio.to_thread.run_sync(
             lambda: route(url, ytdlp_first_hosts=self.settings.prefer_ytdlp_for)
         )
@@ -406,15 +443,39 @@ class Engine:
                     break
         raise _most_informative(failures)
 
+    async def _fetch(
+        self,
+        fetcher: Fetcher,
+        job: Job,
+        folder: Path,
+        url: str,
+        known: dict[str, JobFile],
+        send: trio.MemorySendChannel[JobFile],
+    ) -> None:
+        got_any = False
+
+        async def found(line: FileLine) -> None:
+            nonlocal got_any
+            if await self._publish(job, folder, url, line, known, send):
+                got_any = True
+
+        await fetcher.fetch(url, folder, found)
+        if not got_any:
+            raise NoMedia(f"nothing was found at {url}")
+
     def _command(self, attempt: Attempt, url: str, folder: Path, job: Job, limits: ToolLimits) -> list[str]:
+        # A watch's archive remembers what the tool already fetched for it, so each check takes only new stories.
+        archive = self.cache_dir / "watches" / f"{job.options.watch}-{attempt.tool}.archive" if (
+            job.options.watch is not None and self.cache_dir is not None
+        ) else None
         if attempt.tool is Tool.GALLERY_DL:
             return gallery_dl_command(
                 url, folder, modules=attempt.extractors, limits=limits,
-                cache_file=self.cache_dir / "gallery-dl.sqlite3" if self.cache_dir else None,
+                cache_file=self.cache_dir / "gallery-dl.sqlite3" if self.cache_dir else None, archive=archive,
             )
         return ytdlp_command(
             url, folder, extractors=attempt.extractors, options=job.options, limits=limits,
-            cache_dir=self.cache_dir / "yt-dlp" if self.cache_dir else None,
+            cache_dir=self.cache_dir / "yt-dlp" if self.cache_dir else None, archive=archive,
         )
 
     async def _run_one_tool(
@@ -511,6 +572,7 @@ class Engine:
                 source_url=found.source_url or url,
                 title=found.title,
                 uploader=found.uploader,
+                posted_at=found.posted_at,
             )
         known[checked.relative] = file
         self._emit(FileReady(file))
@@ -571,12 +633,13 @@ async def open_engine(
     cache_dir: Path | None = None,
     resume: bool = True,
     observers: Sequence[Callable[[EngineEvent], None]] = (),
+    fetchers: Sequence[Fetcher] = (),
 ) -> AsyncIterator[Engine]:
     """Run an engine for the duration of the block: sweeps orphan folders, resumes unfinished jobs.
 
     Leaving the block cancels running jobs; they stay unfinished in the store and resume on the next start.
     """
-    engine = Engine(store, settings, jobs_dir, delivery, cache_dir)
+    engine = Engine(store, settings, jobs_dir, delivery, cache_dir, {f.scheme: f for f in fetchers})
     for observer in observers:
         engine.subscribe(observer)
     send, receive = trio.open_memory_channel[int](math.inf)

@@ -8,6 +8,7 @@ matching the URL against every extractor it has — that matching, not the downl
 
 from __future__ import annotations
 
+import datetime
 import enum
 import functools
 import json
@@ -152,6 +153,7 @@ def gallery_dl_command(
     limits: ToolLimits,
     cookies: Path | None = None,
     cache_file: Path | None = None,
+    archive: Path | None = None,
 ) -> list[str]:
     output_mode = {
         "start": "",
@@ -174,13 +176,16 @@ def gallery_dl_command(
         "-o", "downloader.progress=0.5",
         "-o", "path-restrict=auto",
         "-o", "cache.file=" + json.dumps(str(cache_file) if cache_file is not None else None),
-        "--Print", f"after:{FILE_MARK}{{_path!j}}",
+        # One JSON object per file: where it is, and what a caption may say about it (null where unknown).
+        "--Print", f"after:{FILE_MARK}{{{{\"path\":{{_path!j}},\"user\":{{username!j}},\"date\":{{date!j}}}}}}",
         "--Print", f"skip:{SKIP_MARK}{{_path!j}}",
     ]
     if modules:
         command += ["-o", "extractor.modules=" + json.dumps(list(modules))]
     if cookies is not None:
         command += ["--cookies", str(cookies)]
+    if archive is not None:
+        command += ["--download-archive", str(archive)]
     return [*command, "--", url]
 
 
@@ -204,8 +209,9 @@ def ytdlp_command(
     limits: ToolLimits,
     cookies: Path | None = None,
     cache_dir: Path | None = None,
+    archive: Path | None = None,
 ) -> list[str]:
-    final = "{filepath,title,uploader,webpage_url,id,ext,duration,width,height}"
+    final = "{filepath,title,uploader,webpage_url,id,ext,duration,width,height,timestamp}"
     command = [
         *_python_module_command("yt_dlp"),
         "--ignore-config",
@@ -234,6 +240,8 @@ def ytdlp_command(
         # yt-dlp reads each name as a regex (full match, any case).
         command += ["--use-extractors", ",".join(re.escape(name) for name in extractors)]
     command += ["--cookies", str(cookies)] if cookies is not None else ["--no-cookies"]
+    if archive is not None:
+        command += ["--download-archive", str(archive)]
     return [*command, "--", url]
 
 
@@ -256,6 +264,7 @@ class FileLine:
     title: str = ""
     uploader: str = ""
     source_url: str = ""
+    posted_at: float | None = None
 
 
 _DECIMAL_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
@@ -276,12 +285,18 @@ def parse_line(tool: Tool, line: str) -> ProgressLine | FileLine | None:
         if line.startswith(FILE_MARK):
             payload = json.loads(line[len(FILE_MARK) :])
             if tool is Tool.GALLERY_DL:
-                return FileLine(path=_text(payload))
+                return FileLine(
+                    path=_text(payload["path"]),
+                    uploader=str(payload.get("user") or ""),
+                    posted_at=_gallery_dl_date(payload.get("date")),
+                )
+            timestamp = payload.get("timestamp")
             return FileLine(
                 path=_text(payload["filepath"]),
                 title=str(payload.get("title") or ""),
                 uploader=str(payload.get("uploader") or ""),
                 source_url=str(payload.get("webpage_url") or ""),
+                posted_at=float(timestamp) if isinstance(timestamp, int | float) and timestamp > 0 else None,
             )
         if line.startswith(SKIP_MARK):
             return FileLine(path=_text(json.loads(line[len(SKIP_MARK) :])), skipped=True)
@@ -290,6 +305,19 @@ def parse_line(tool: Tool, line: str) -> ProgressLine | FileLine | None:
     except (ValueError, KeyError, TypeError):
         return None
     return None
+
+
+def _gallery_dl_date(value: object) -> float | None:
+    """gallery-dl's ``date`` (a UTC datetime, printed as ``2024-05-01 12:30:00``) as unix time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 def _text(value: object) -> str:

@@ -9,6 +9,8 @@ from ._models import JobRequest as JobRequest
 from ._models import JobState as JobState
 from ._models import MediaKind as MediaKind
 from ._models import Origin as Origin
+from ._models import StoryLabel as StoryLabel
 from ._models import kind_for_name as kind_for_name
 from ._store import JobStore as JobStore
+from ._store import Watch as Watch
 from ._store import open_store as open_store

@@ -80,6 +80,8 @@ class JobOptions:
     audio_only: bool = False
     max_height: int | None = None
     as_file: bool = False  # send everything as documents, untouched
+    story: bool = False  # captions say whose story, when it was posted and where it stands (3/7)
+    watch: int | None = None  # the watch that made this job: nothing new is not a failure; an archive skips seen
 
     def to_json(self) -> dict[str, object]:
         return attrs.asdict(self)
@@ -100,11 +102,32 @@ class Origin:
 
 
 @attrs.frozen
+class StoryLabel:
+    """What is known about one story before it is downloaded (from the site's story list)."""
+
+    owner: str
+    posted_at: float | None = None  # unix time
+    position: int | None = None
+    total: int | None = None
+    highlight: str | None = None
+    link: str | None = None  # where a person can see it (never an internal URL)
+
+    def to_json(self) -> dict[str, object]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> StoryLabel:
+        known = {a.name for a in attrs.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})  # type: ignore[arg-type]
+
+
+@attrs.frozen
 class JobRequest:
     urls: tuple[str, ...]
     owner: int
     options: JobOptions = JobOptions()
     origin: Origin = Origin()
+    labels: dict[str, StoryLabel] = attrs.field(factory=dict, hash=False)  # by URL
 
 
 @attrs.frozen
@@ -122,6 +145,7 @@ class JobFile:
     source_url: str = ""
     title: str = ""
     uploader: str = ""
+    posted_at: float | None = None  # unix time, when the site says it was posted
 
 
 @attrs.frozen
@@ -138,6 +162,7 @@ class Job:
     error_kind: str | None = None
     error: str | None = None
     files: tuple[JobFile, ...] = ()
+    labels: dict[str, StoryLabel] = attrs.field(factory=dict, hash=False)
 
     @property
     def finished(self) -> bool:

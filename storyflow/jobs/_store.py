@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import attrs
 import trio
 
+from .._errors import JobRefused
 from ._models import (
     FileState,
     Job,
@@ -25,6 +27,7 @@ from ._models import (
     JobState,
     MediaKind,
     Origin,
+    StoryLabel,
     check_transition,
 )
 
@@ -44,7 +47,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     error_kind TEXT,
-    error TEXT
+    error TEXT,
+    labels TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs(owner, state);
@@ -60,6 +64,7 @@ CREATE TABLE IF NOT EXISTS files (
     source_url TEXT NOT NULL DEFAULT '',
     title TEXT NOT NULL DEFAULT '',
     uploader TEXT NOT NULL DEFAULT '',
+    posted_at REAL,
     PRIMARY KEY (job_id, idx),
     UNIQUE (job_id, path)
 );
@@ -89,6 +94,28 @@ CREATE TABLE IF NOT EXISTS sends (
     message_id INTEGER,
     PRIMARY KEY (job_id, slot)
 );
+CREATE TABLE IF NOT EXISTS watches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner INTEGER NOT NULL,
+    site TEXT NOT NULL,
+    account TEXT NOT NULL,
+    chat_id INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    next_check REAL NOT NULL,       -- unix time
+    last_check REAL,
+    last_new REAL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    UNIQUE (site, account, chat_id)
+);
+-- Stories a watch has taken (job_id: the job posting them; released if that job fails, so a later check retries).
+CREATE TABLE IF NOT EXISTS seen_stories (
+    watch_id INTEGER NOT NULL REFERENCES watches(id) ON DELETE CASCADE,
+    story TEXT NOT NULL,
+    job_id INTEGER,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (watch_id, story)
+);
 CREATE TABLE IF NOT EXISTS sent_cache (
     key TEXT PRIMARY KEY,
     chat_id INTEGER NOT NULL,
@@ -96,7 +123,9 @@ CREATE TABLE IF NOT EXISTS sent_cache (
     created_at REAL NOT NULL
 );
 """
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
+# Columns later versions added to tables that CREATE TABLE IF NOT EXISTS leaves as they were.
+_ADDED_COLUMNS = (("jobs", "labels", "TEXT NOT NULL DEFAULT '{}'"), ("files", "posted_at", "REAL"))
 _UNFINISHED = (JobState.QUEUED.value, JobState.DOWNLOADING.value, JobState.DELIVERING.value)
 
 
@@ -118,7 +147,7 @@ class JobStore:
             with self._db:
                 cursor = self._db.execute(
                     "INSERT INTO jobs (owner, urls, options, chat_id, message_id, status_message_id, state,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created_at, updated_at, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         request.owner,
                         json.dumps(list(request.urls)),
@@ -129,6 +158,7 @@ class JobStore:
                         JobState.QUEUED.value,
                         now,
                         now,
+                        json.dumps({url: label.to_json() for url, label in request.labels.items()}),
                     ),
                 )
             assert cursor.lastrowid is not None
@@ -230,6 +260,7 @@ class JobStore:
         source_url: str = "",
         title: str = "",
         uploader: str = "",
+        posted_at: float | None = None,
     ) -> JobFile:
         """Record a finished download; the same ``path`` twice returns the first record unchanged."""
 
@@ -245,9 +276,9 @@ class JobStore:
                 ).fetchone()
                 self._db.execute(
                     "INSERT INTO files (job_id, idx, path, name, size, sha256, kind, state, source_url, title,"
-                    " uploader) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " uploader, posted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (job_id, next_index, path, name, size, sha256, kind.value, FileState.COMPLETE.value,
-                     source_url, title, uploader),
+                     source_url, title, uploader, posted_at),
                 )
                 row = self._db.execute(
                     "SELECT * FROM files WHERE job_id = ? AND idx = ?", (job_id, next_index)
@@ -385,6 +416,96 @@ class JobStore:
 
         await self._run(delete)
 
+    async def add_watch(self, owner: int, site: str, account: str, chat_id: int, next_check: float) -> Watch:
+        def insert() -> Watch:
+            with self._db:
+                cursor = self._db.execute(
+                    "INSERT INTO watches (owner, site, account, chat_id, created_at, next_check)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (owner, site, account, chat_id, time.time(), next_check),
+                )
+            assert cursor.lastrowid is not None
+            return self._watch(cursor.lastrowid)
+
+        try:
+            return await self._run(insert)
+        except sqlite3.IntegrityError:
+            raise JobRefused(f"{site} {account} is already watched for that chat") from None
+
+    async def watches(self) -> list[Watch]:
+        def load() -> list[Watch]:
+            return [_watch_from_row(r) for r in self._db.execute("SELECT * FROM watches ORDER BY id")]
+
+        return await self._run(load)
+
+    async def remove_watch(self, watch_id: int) -> bool:
+        def delete() -> bool:
+            with self._db:
+                return self._db.execute("DELETE FROM watches WHERE id = ?", (watch_id,)).rowcount > 0
+
+        return await self._run(delete)
+
+    async def watch_checked(
+        self, watch_id: int, *, next_check: float, found_new: bool, error: str | None, failures: int
+    ) -> None:
+        def update() -> None:
+            now = time.time()
+            with self._db:
+                self._db.execute(
+                    "UPDATE watches SET last_check = ?, next_check = ?, failures = ?, last_error = ?,"
+                    " last_new = CASE WHEN ? THEN ? ELSE last_new END WHERE id = ?",
+                    (now, next_check, failures, error, found_new, now, watch_id),
+                )
+
+        await self._run(update)
+
+    async def take_new_stories(self, watch_id: int, stories: list[str]) -> list[str]:
+        """Which of ``stories`` this watch has not taken yet; those are taken now (one transaction)."""
+
+        def take() -> list[str]:
+            now = time.time()
+            with self._db:
+                seen = {
+                    r["story"] for r in self._db.execute("SELECT story FROM seen_stories WHERE watch_id = ?",
+                                                         (watch_id,))
+                }
+                new = [s for s in dict.fromkeys(stories) if s not in seen]
+                self._db.executemany(
+                    "INSERT INTO seen_stories (watch_id, story, seen_at) VALUES (?, ?, ?)",
+                    [(watch_id, story, now) for story in new],
+                )
+            return new
+
+        return await self._run(take)
+
+    async def assign_stories(self, watch_id: int, stories: list[str], job_id: int) -> None:
+        def update() -> None:
+            with self._db:
+                self._db.executemany(
+                    "UPDATE seen_stories SET job_id = ? WHERE watch_id = ? AND story = ?",
+                    [(job_id, watch_id, story) for story in stories],
+                )
+
+        await self._run(update)
+
+    async def release_stories(
+        self, *, watch_id: int | None = None, stories: Sequence[str] = (), job_id: int | None = None
+    ) -> int:
+        """Forget taken stories (their job failed or was never created), so a later check takes them again."""
+
+        def delete() -> int:
+            with self._db:
+                if job_id is not None:
+                    return self._db.execute("DELETE FROM seen_stories WHERE job_id = ?", (job_id,)).rowcount
+                return self._db.executemany(
+                    "DELETE FROM seen_stories WHERE watch_id = ? AND story = ?", [(watch_id, s) for s in stories]
+                ).rowcount
+
+        return await self._run(delete)
+
+    def _watch(self, watch_id: int) -> Watch:
+        return _watch_from_row(self._db.execute("SELECT * FROM watches WHERE id = ?", (watch_id,)).fetchone())
+
     async def delivered_totals(self) -> tuple[int, int]:
         """(files delivered, bytes delivered) over all jobs."""
 
@@ -430,6 +551,29 @@ def _job_from_row(row: sqlite3.Row, files: list[JobFile]) -> Job:
         error_kind=row["error_kind"],
         error=row["error"],
         files=tuple(files),
+        labels={url: StoryLabel.from_json(label) for url, label in json.loads(row["labels"] or "{}").items()},
+    )
+
+
+@attrs.frozen
+class Watch:
+    id: int
+    owner: int
+    site: str
+    account: str
+    chat_id: int
+    created_at: float
+    next_check: float
+    last_check: float | None
+    last_new: float | None
+    failures: int
+    last_error: str | None
+
+
+def _watch_from_row(row: sqlite3.Row) -> Watch:
+    return Watch(
+        int(row["id"]), int(row["owner"]), row["site"], row["account"], int(row["chat_id"]), float(row["created_at"]),
+        float(row["next_check"]), row["last_check"], row["last_new"], int(row["failures"]), row["last_error"],
     )
 
 
@@ -446,6 +590,7 @@ def _file_from_row(row: sqlite3.Row) -> JobFile:
         source_url=row["source_url"],
         title=row["title"],
         uploader=row["uploader"],
+        posted_at=row["posted_at"],
     )
 
 
@@ -462,6 +607,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise RuntimeError(f"{path} was written by a newer StoryFlow (schema {version})")
     db.executescript(_SCHEMA)
+    for table, column, declaration in _ADDED_COLUMNS:
+        existing = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in existing:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
     db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
     return db
 

@@ -38,7 +38,7 @@ from ..media import (
     split_file,
     split_video,
 )
-from ._text import CAPTION_LIMIT, CAPTION_LIMIT_PREMIUM, Caption
+from ._text import CAPTION_LIMIT, CAPTION_LIMIT_PREMIUM, Caption, StoryLine
 from ._uploader import PARTS_LIMIT, PARTS_LIMIT_PREMIUM, PartsInFlight, upload_file, upload_limit
 from ._values import (
     AudioAttributes,
@@ -203,8 +203,7 @@ class TelegramDelivery:
             spec = await self._spec(job.id, piece, file.kind, name, as_file=as_file)
             assert job.origin.chat_id is not None
             media = await self._store_media(job.origin.chat_id, spec, as_file=as_file)
-            caption = Caption(title=file.title, uploader=file.uploader, source_url=file.source_url or job.urls[0],
-                              note=note)
+            caption = caption_for(job, file, note)
             visual = spec.type in (MediaType.PHOTO, MediaType.VIDEO) and not as_file
             ready.append(_Ready(file, number, media, caption.to_html(self.caption_limit), visual))
         return ready
@@ -342,6 +341,21 @@ class TelegramDelivery:
             except DuplicateSend:
                 ids.append(None)
         return ids
+
+
+def caption_for(job: Job, file: JobFile, note: str = "") -> Caption:
+    """A file's caption: title, uploader and source link; for a story job, whose story and when instead."""
+    source = file.source_url or job.urls[0]
+    if not job.options.story:
+        return Caption(title=file.title, uploader=file.uploader, source_url=source, note=note)
+    label = job.labels.get(file.source_url) or job.labels.get(source)
+    if label is not None:
+        story = StoryLine(label.owner, label.posted_at or file.posted_at, label.position, label.total,
+                          label.highlight)
+        return Caption(title=file.title, source_url=label.link or source, note=note, story=story)
+    # Listed by the download tool itself (Instagram via gallery-dl): its metadata, and the order it gave.
+    story = StoryLine(file.uploader or "?", file.posted_at, file.index + 1)
+    return Caption(title=file.title, source_url=source, note=note, story=story)
 
 
 def _photo_ok(size: int, width: int, height: int) -> bool:

@@ -27,6 +27,7 @@ import platform
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
@@ -63,6 +64,8 @@ from ._values import (
     MediaType,
     OutgoingMedia,
     SentMedia,
+    StoryInfo,
+    StoryList,
     UploadedFile,
     random_id,
 )
@@ -460,6 +463,84 @@ class Gateway:
         sender = getattr(message, "sender", None)
         name = utils.get_display_name(sender) if sender is not None else ""
         return int(message.sender_id), name or str(message.sender_id)
+
+    # -- stories ------------------------------------------------------------------------------------------
+
+    async def list_stories(self, who: str | int, *, pinned: bool = False) -> StoryList:
+        """The active stories of a user or channel (``@name`` or id), or with ``pinned`` the ones kept on their
+        profile (Telegram's highlights)."""
+        peer = await self._resolve(who)
+        if pinned:
+            result = await self._call(
+                functions.stories.GetPinnedStoriesRequest(peer, offset_id=0, limit=100), "listing pinned stories"
+            )
+            items, users, chats = list(result.stories), result.users, result.chats
+        else:
+            result = await self._call(functions.stories.GetPeerStoriesRequest(peer), "listing stories")
+            items, users, chats = list(result.stories.stories), result.users, result.chats
+        skipped = [item.id for item in items if isinstance(item, types.StoryItemSkipped)]
+        if skipped:
+            full = await self._call(functions.stories.GetStoriesByIDRequest(peer, skipped), "fetching stories")
+            by_id = {item.id: item for item in full.stories if isinstance(item, types.StoryItem)}
+            items = [by_id.get(item.id, item) for item in items]
+        entity = next(
+            (e for e in [*users, *chats] if utils.get_peer_id(e) == utils.get_peer_id(peer)), None
+        ) if not isinstance(peer, types.InputPeerSelf) else None
+        stories = tuple(
+            StoryInfo(
+                item.id, item.date.timestamp() if item.date else None,
+                isinstance(item.media, types.MessageMediaPhoto), item.caption or "",
+            )
+            for item in sorted(items, key=lambda i: i.id)
+            if isinstance(item, types.StoryItem)
+        )
+        owner_id = self.me.user_id if isinstance(peer, types.InputPeerSelf) else utils.get_peer_id(peer)
+        name = utils.get_display_name(entity) if entity is not None else str(who)
+        username = getattr(entity, "username", None) if entity is not None else self.me.username
+        return StoryList(owner_id, name or str(who), username, bytes(peer), stories)
+
+    async def download_story(self, owner_id: int, story_id: int, destination: Path) -> Path:
+        """Download one story's media to ``destination`` plus its extension, streamed to disk off the loop."""
+        peer = await self._peer(owner_id)
+        result = await self._call(functions.stories.GetStoriesByIDRequest(peer, [story_id]), "fetching a story")
+        item = next((s for s in result.stories if isinstance(s, types.StoryItem) and s.id == story_id), None)
+        if item is None or item.media is None:
+            raise MessageGone(f"story {story_id} has expired or was deleted")
+        if isinstance(item.media, types.MessageMediaPhoto):
+            path = destination.with_name(destination.name + ".jpg")
+        else:
+            document = getattr(item.media, "document", None)
+            mime = str(getattr(document, "mime_type", "") or "")
+            path = destination.with_name(destination.name + (".mp4" if "mp4" in mime or not mime else ".bin"))
+        handle = await trio.open_file(path, "wb")
+        try:
+            with _translated("downloading a story"):
+                chunks = self._client.iter_download(item.media, request_size=512 * 1024)
+                async for chunk in trio_asyncio.aio_as_trio(chunks, loop=self._loop):
+                    await handle.write(chunk)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await handle.aclose()
+                await trio.Path(path).unlink(missing_ok=True)
+            raise
+        await handle.aclose()
+        return path
+
+    async def _resolve(self, who: str | int) -> TLObject:
+        if isinstance(who, int):
+            return await self._peer(who)
+        name = who.strip().lstrip("@")
+        if name.lstrip("-").isdigit():
+            return await self._peer(int(name))
+        if name.lower() in ("me", "self"):
+            return types.InputPeerSelf()
+        with _translated(f"finding @{name}"):
+            try:
+                peer: TLObject = await self._aio(self._client.get_input_entity, name)
+            except ValueError:
+                raise PeerNotFound(f"no user or channel @{name}") from None
+        self._peers[utils.get_peer_id(peer)] = peer
+        return peer
 
     # -- receiving ----------------------------------------------------------------------------------------
 

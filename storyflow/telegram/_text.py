@@ -7,6 +7,7 @@ a tag open.
 
 from __future__ import annotations
 
+import datetime
 import html
 import unicodedata
 from urllib.parse import urlsplit
@@ -62,23 +63,51 @@ def link_label(url: str) -> str:
 
 
 @attrs.frozen
+class StoryLine:
+    """A story's caption line: whose it is, when it was posted, where it stands in the set (3/7)."""
+
+    owner: str
+    posted_at: float | None = None
+    position: int | None = None
+    total: int | None = None
+    highlight: str | None = None
+
+    def plain(self) -> str:
+        where = f"highlight “{self.highlight}”" if self.highlight else "story"
+        if self.position is not None:
+            where += f" {self.position}/{self.total}" if self.total else f" {self.position}"
+        text = f"📖 {self.owner} · {where}"
+        if self.posted_at is not None:
+            moment = datetime.datetime.fromtimestamp(self.posted_at, datetime.UTC)
+            text += f" · posted {moment:%Y-%m-%d %H:%M} UTC"
+        return text
+
+
+@attrs.frozen
 class Caption:
-    """What a media caption says: the title, who posted it, where it came from, and a note (``part 2/3``)."""
+    """What a media caption says: the title, who posted it, where it came from, and a note (``part 2/3``);
+    for a story, whose story it is and when it was posted instead of the uploader."""
 
     title: str = ""
     uploader: str = ""
     source_url: str = ""
     note: str = ""
+    story: StoryLine | None = None
 
     def to_html(self, limit: int = CAPTION_LIMIT) -> str:
-        label = link_label(self.source_url) if self.source_url else ""
+        web = self.source_url.lower().startswith(("http://", "https://"))
+        label = link_label(self.source_url) if web else ""
         tail = " · ".join(piece for piece in (label, self.note) if piece)
         # The link and the note are what the reader needs most; the title gives way first, then the uploader.
         fixed = utf16_len(tail) + (1 if tail else 0)
-        uploader = cut(_one_line(self.uploader), max(0, min(200, limit - fixed - 1)))
+        story = cut(_one_line(self.story.plain()), max(0, min(300, limit - fixed - 1))) if self.story else ""
+        fixed += utf16_len(story) + (1 if story else 0)
+        uploader = "" if self.story else cut(_one_line(self.uploader), max(0, min(200, limit - fixed - 1)))
         fixed += utf16_len(uploader) + (1 if uploader else 0)
         title = cut(_one_line(self.title), max(0, limit - fixed))
         lines = []
+        if story:
+            lines.append(escape(story))
         if title:
             lines.append(f"<b>{escape(title)}</b>")
         if uploader:

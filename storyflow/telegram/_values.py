@@ -128,3 +128,22 @@ class OutgoingMedia:
     media: SentMedia
     caption_html: str
     random_id: int
+
+
+@attrs.frozen
+class StoryInfo:
+    story_id: int
+    posted_at: float | None  # unix time
+    photo: bool
+    caption: str = ""
+
+
+@attrs.frozen
+class StoryList:
+    """The stories of one user or channel, oldest first, as Telegram lists them."""
+
+    owner_id: int  # marked peer id
+    owner_name: str
+    username: str | None
+    peer: bytes = attrs.field(repr=False)  # serialised input peer, to reach the owner after a restart
+    stories: tuple[StoryInfo, ...] = ()

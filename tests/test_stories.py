@@ -1,0 +1,158 @@
+"""`.story`: Telegram stories over MTProto end to end, and the web story pages handed to the download tools."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from pathlib import Path
+
+import pytest
+import trio
+
+from storyflow.bot._parse import UsageError
+from storyflow.bot._stories import StoryTarget, parse_story_target
+from storyflow.testing._httpserver import MediaServer
+from storyflow.testing.telegram import LoopbackTelegram
+
+from .conftest import BotRig, MediaFiles, running_userbot, userbot_config
+
+
+async def test_telegram_stories_are_posted_as_media_with_story_captions(
+    bot: BotRig, telegram: LoopbackTelegram, media: MediaFiles
+) -> None:
+    posted_at = datetime.datetime(2026, 12, 3, 18, 30, tzinfo=datetime.UTC)
+    photo = telegram.post_story(telegram.friend, media.image.read_bytes(), date=posted_at)
+    video_bytes = media.video.read_bytes()
+    telegram.post_story(telegram.friend, video_bytes, kind="video", duration=1.0, width=160, height=120)
+    command = await bot.type(".story @storyflow_friend")
+    status = await bot.final_status(command)
+    assert status.text.startswith("✅"), status.text
+    posted = bot.media_replies(command)
+    assert [m.media.sha256 for m in posted if m.media] == [
+        hashlib.sha256(media.image.read_bytes()).hexdigest(), hashlib.sha256(video_bytes).hexdigest()
+    ]
+    assert [m.media.kind for m in posted if m.media] == ["photo", "video"]
+    first, second = (m.text for m in posted)
+    assert "📖 Friend · story 1/2 · posted 2026-12-03 18:30 UTC" in first
+    assert "story 2/2" in second
+    assert f"t.me/storyflow_friend/s/{photo.id}" not in first  # the link is an entity, its label is the host
+    assert any(getattr(e, "url", "") == f"https://t.me/storyflow_friend/s/{photo.id}" for e in posted[0].entities)
+
+
+async def test_no_stories_is_a_clear_answer(bot: BotRig) -> None:
+    command = await bot.type(".story @storyflow_stranger")
+    answer = await bot.answer(command)
+    assert "📭" in answer.text and "no active stories" in answer.text
+    assert await bot.running.store.recent_jobs() == []
+
+
+async def test_pinned_stories_are_the_telegram_highlights(
+    bot: BotRig, telegram: LoopbackTelegram, media: MediaFiles
+) -> None:
+    telegram.post_story(telegram.friend, media.image.read_bytes())
+    telegram.post_story(telegram.friend, media.png.read_bytes(), pinned=True)
+    command = await bot.type(".story tg storyflow_friend highlights")
+    assert (await bot.final_status(command)).text.startswith("✅")
+    [posted] = bot.media_replies(command)
+    assert posted.media is not None
+    assert posted.media.sha256 == hashlib.sha256(media.png.read_bytes()).hexdigest()
+    assert "highlight “pinned” 1/1" in posted.text
+
+
+async def test_unknown_telegram_user(bot: BotRig) -> None:
+    answer = await bot.answer(await bot.type(".story @nobody_is_called_this"))
+    assert answer.text.startswith("❌") and "nobody_is_called_this" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (("@durov",), StoryTarget("telegram", "durov")),
+        (("instagram", "jane.doe"), StoryTarget("instagram", "jane.doe", "https://www.instagram.com/stories/jane.doe/")),
+        (("ig", "jane.doe", "highlights"),
+         StoryTarget("instagram", "jane.doe", "https://www.instagram.com/jane.doe/highlights/", True)),
+        (("tiktok", "@someone"), StoryTarget("tiktok", "someone", "https://www.tiktok.com/@someone/stories")),
+        (("snap", "team.snapchat"), StoryTarget("snapchat", "team.snapchat")),
+        (("https://t.me/durov/s/42",), StoryTarget("telegram", "durov", story_id=42)),
+        (("https://story.snapchat.com/s/team.snapchat",), StoryTarget("snapchat", "team.snapchat")),
+        (("https://www.instagram.com/stories/jane.doe/123/",),
+         StoryTarget("web", url="https://www.instagram.com/stories/jane.doe/123/")),
+    ],
+)
+def test_story_targets(words: tuple[str, ...], expected: StoryTarget) -> None:
+    assert parse_story_target(words) == expected
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        ((), "which stories?"),
+        (("myspace", "tom"), "no site called"),
+        (("instagram", "../etc"), "not a instagram username"),
+        (("instagram", "-o"), "not a instagram username"),
+        (("facebook", "zuck.page"), "cannot list Facebook stories"),
+        (("tiktok", "someone", "highlights"), "no highlights"),
+        (("file:///etc/passwd",), "'file:' links are not allowed"),
+        (("@a",), "not a telegram username"),
+    ],
+)
+def test_bad_story_targets(words: tuple[str, ...], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_story_target(words)
+
+
+def saved_media(telegram: LoopbackTelegram) -> list[str]:
+    """sha256 of every media message in the owner's Saved Messages, in order."""
+    return [m.media.sha256 for m in telegram.messages(telegram.owner) if m.media is not None]
+
+
+async def test_watch_posts_each_new_story_once_across_a_restart(
+    telegram: LoopbackTelegram, tmp_path: Path, site: MediaServer, media: MediaFiles
+) -> None:
+    config = userbot_config(tmp_path, telegram, stories={"watch_interval": 0.3, "watch_jitter": 0})
+    digest = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in
+              (("a", media.image), ("b", media.png), ("c", media.images[0]))}
+    telegram.post_story(telegram.friend, media.image.read_bytes())
+    async with running_userbot(telegram, config) as bot:
+        answer = await bot.answer(await bot.type(".watch tg @storyflow_friend"))
+        assert answer.text.startswith("👀"), answer.text
+        watcher = bot.running.userbot.watcher
+        assert watcher is not None
+        with trio.fail_after(30):
+            await telegram.wait_until(lambda: digest["a"] in saved_media(telegram) or None)
+            await watcher.wait_for_checks(watcher.checks + 3)  # old stories: nothing more
+        assert saved_media(telegram) == [digest["a"]]
+        telegram.post_story(telegram.friend, media.png.read_bytes())
+        with trio.fail_after(30):
+            await telegram.wait_until(lambda: digest["b"] in saved_media(telegram) or None)
+            await watcher.wait_for_checks(watcher.checks + 3)
+        assert saved_media(telegram) == [digest["a"], digest["b"]]
+        listing = await bot.answer(await bot.type(".watch"))
+        assert "telegram storyflow_friend" in listing.text and "last new story" in listing.text
+    telegram.post_story(telegram.friend, media.images[0].read_bytes())  # while StoryFlow is down
+    async with running_userbot(telegram, config) as bot:
+        watcher = bot.running.userbot.watcher
+        assert watcher is not None
+        with trio.fail_after(30):
+            await telegram.wait_until(lambda: digest["c"] in saved_media(telegram) or None)
+            await watcher.wait_for_checks(watcher.checks + 3)
+        assert saved_media(telegram) == [digest["a"], digest["b"], digest["c"]]
+        gone = await bot.answer(await bot.type(".unwatch tg storyflow_friend"))
+        assert gone.text.startswith("🙈")
+        assert await bot.running.store.watches() == []
+
+
+async def test_watch_with_no_stories_and_bad_targets(bot: BotRig) -> None:
+    answer = await bot.answer(await bot.type(".watch tg @storyflow_stranger -> here"))
+    assert answer.text.startswith("👀")
+    for text, expected in {
+        ".watch facebook zuck.page": "cannot list Facebook stories",
+        ".watch tg @storyflow_friend highlights": "only current stories",
+        ".watch tg @storyflow_friend -> ": "after -> comes one chat",
+        ".watch tg @nobody_is_called_this": "nobody_is_called_this",
+        ".unwatch 99": "no such watch",
+    }.items():
+        reply = await bot.answer(await bot.type(text))
+        assert expected in reply.text, (text, reply.text)
+    duplicate = await bot.answer(await bot.type(".watch tg @storyflow_stranger -> here"))
+    assert "already watched" in duplicate.text
