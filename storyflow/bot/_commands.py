@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import attrs
@@ -21,6 +22,16 @@ from .._errors import (
     StoryFlowError,
     TelegramError,
     UnknownJob,
+)
+from ..cookies import (
+    MAX_COOKIES_FILE_BYTES,
+    CookiesInvalid,
+    CookieStore,
+    Site,
+    describe,
+    known_sites,
+    parse_cookies_file,
+    site_by_name,
 )
 from ..download import Engine, JobUpdated
 from ..jobs import Job, JobOptions, JobRequest, JobState, JobStore, Origin, StoryLabel, Watch
@@ -58,6 +69,10 @@ class ChatPort(Protocol):
     async def message_sender(self, chat_id: int, message_id: int) -> tuple[int, str] | None: ...
 
     async def list_stories(self, who: str | int, *, pinned: bool = False) -> StoryList: ...
+
+    async def download_document(self, chat_id: int, message_id: int, destination: Path, *, max_bytes: int) -> int: ...
+
+    async def delete_messages(self, chat_id: int, message_ids: Sequence[int]) -> None: ...
 
 
 Handler = Callable[["Userbot", Incoming, tuple[str, ...], Role], Awaitable[None]]
@@ -120,6 +135,8 @@ class Userbot:
     in_flight: PartsInFlight
     http: httpx.AsyncClient | None = None
     watcher: Watcher | None = None
+    cookies: CookieStore | None = None
+    private_dir: Path | None = None  # 0700, for files that must not linger (a cookies.txt being checked)
     snapchat_base_url: str = "https://story.snapchat.com"
     prefix: str = "."
     started: float = attrs.field(factory=time.monotonic)
@@ -418,6 +435,66 @@ class Userbot:
             self.watcher.wake()
         await self.reply(message, f"🙈 no longer watching (#{watch_id})")
 
+    async def cmd_cookies(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
+        if self.cookies is None or self.private_dir is None:
+            raise StoryFlowError("cookies are not available in this run")
+        user = self.requester(message)
+        if not args:
+            summaries = await self.cookies.list(user)
+            if not summaries:
+                await self.reply(message, "🍪 no cookies stored. Send a cookies.txt and reply to it with "
+                                          f"<code>{escape(self.prefix)}cookies set &lt;site&gt;</code> — sites: "
+                                          f"{escape(known_sites())}")
+                return
+            await self.reply(message, "\n".join(f"🍪 {escape(describe(s))}" for s in summaries))
+            return
+        verb = args[0].lower()
+        if verb == "set" and len(args) == 2:
+            await self._set_cookies(message, user, site_by_name(args[1]))
+            return
+        if verb in ("del", "delete", "rm") and len(args) == 2:
+            if args[1].lower() == "all":
+                count = await self.cookies.delete_all(user)
+                await self.reply(message, f"🍪 deleted the cookies of {count} site{'s' if count != 1 else ''}")
+                return
+            site = site_by_name(args[1])
+            deleted = await self.cookies.delete(user, site)
+            await self.reply(message, f"🍪 {site.key}: " + ("deleted" if deleted else "there were none"))
+            return
+        raise UsageError(
+            f"usage: {self.prefix}cookies | {self.prefix}cookies set <site> (as a reply to a cookies.txt)"
+            f" | {self.prefix}cookies del <site|all>"
+        )
+
+    async def _set_cookies(self, message: Incoming, user: int, site: Site) -> None:
+        assert self.cookies is not None and self.private_dir is not None
+        if message.reply_to is None:
+            raise UsageError("reply with this to the message that has the cookies.txt",
+                             hint="export cookies in Netscape format, send the file, then reply to it")
+        temporary = self.private_dir / f"cookies-{random_id() & 0xFFFFFFFF:08x}.txt"
+        try:
+            await self.telegram.download_document(
+                message.chat_id, message.reply_to, temporary, max_bytes=MAX_COOKIES_FILE_BYTES
+            )
+            data = await trio.Path(temporary).read_bytes()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.Path(temporary).unlink(missing_ok=True)
+        # The file is a secret either way: it leaves the chat whether or not it was usable.
+        try:
+            await self.telegram.delete_messages(message.chat_id, [message.reply_to])
+            removed = "; the message with the file was deleted"
+        except StoryFlowError as exc:
+            log.warning("could not delete the cookies message in chat %d: %s", message.chat_id, exc.message)
+            removed = "; ⚠️ delete the message with the file yourself, StoryFlow could not"
+        try:
+            summary = parse_cookies_file(data, site)
+        except CookiesInvalid as exc:
+            await self.reply(message, f"❌ {escape(exc.user_text())}{removed}")
+            return
+        await self.cookies.save(user, summary)
+        await self.reply(message, f"🍪 saved — {escape(describe(summary))}{removed}")
+
     async def cmd_queue(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
         mine = self._owner_filter(message, role)
         jobs = [j for j in await self.store.unfinished_jobs() if mine is None or j.owner == mine]
@@ -598,6 +675,8 @@ COMMANDS: dict[str, _Spec] = {
     "watch": _Spec(Userbot.cmd_watch, "watch [<site> <user> [-> here|me|@chat]]",
                    "check an account's stories regularly and post each new one once; alone: list", owner_only=True),
     "unwatch": _Spec(Userbot.cmd_unwatch, "unwatch <id> | <site> <user>", "stop watching", owner_only=True),
+    "cookies": _Spec(Userbot.cmd_cookies, "cookies [set <site> | del <site|all>]",
+                     "your logins for sites that need one (set: reply to a cookies.txt)"),
     "queue": _Spec(Userbot.cmd_queue, "queue", "unfinished jobs and their places"),
     "cancel": _Spec(Userbot.cmd_cancel, "cancel <id>|all", "stop jobs (or reply to a status message)"),
     "retry": _Spec(Userbot.cmd_retry, "retry <id>", "run a failed or cancelled job again"),

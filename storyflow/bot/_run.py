@@ -13,6 +13,7 @@ import trio
 
 from .._errors import ConfigError, NotAuthorized, TelegramUnavailable
 from ..config import Config
+from ..cookies import CookieStore, JobCookies, login_hint
 from ..download import Engine, open_engine
 from ..jobs import JobStore, open_store
 from ..telegram import PartsInFlight, StatusBoard, TelegramDelivery, open_status_board
@@ -125,14 +126,19 @@ async def _serve(
             config_chats=config.commands.allowed_chats,
         )
         # The tracker watches from the first event on, so resumed jobs' status messages move too.
+        cookies = CookieStore(config.paths.data_dir / "cookies")
+        private_dir = config.paths.data_dir / "private"
+        await trio.Path(private_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) as http, open_engine(
             store, download, jobs_dir=config.paths.jobs_dir, delivery=delivery,
             cache_dir=config.paths.data_dir / "cache", observers=[tracker.on_engine],
-            fetchers=[TelegramStoryFetcher(gateway)],
+            fetchers=[TelegramStoryFetcher(gateway)], cookies=JobCookies(cookies),
+            login_hint=login_hint(config.commands.prefix),
         ) as engine:
             userbot = Userbot(
                 gateway, engine, store, tracker, delivery, access, runtime, in_flight, http=http,
                 snapchat_base_url=config.stories.snapchat_base_url, prefix=config.commands.prefix,
+                cookies=cookies, private_dir=private_dir,
             )
             userbot.watcher = Watcher(
                 store, userbot.list_for_watch, userbot.submit_for_watch, config.stories.watch_interval,

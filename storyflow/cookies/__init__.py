@@ -8,6 +8,8 @@ that site's cookies, ``CookieStore`` keeps them per user (0600 files), and a dow
 from ._errors import CookiesInvalid as CookiesInvalid
 from ._errors import UnknownSite as UnknownSite
 from ._errors import UnsafeCookiePath as UnsafeCookiePath
+from ._jobs import JobCookies as JobCookies
+from ._jobs import login_hint as login_hint
 from ._parse import MAX_COOKIES_FILE_BYTES as MAX_COOKIES_FILE_BYTES
 from ._parse import parse_cookies_file as parse_cookies_file
 from ._sites import SITES as SITES

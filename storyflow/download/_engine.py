@@ -25,6 +25,7 @@ import trio
 from .._errors import (
     DownloadError,
     DownloadTimeout,
+    LoginRequired,
     NoMedia,
     OwnerLimitReached,
     StoryFlowError,
@@ -70,6 +71,11 @@ class Fetcher(Protocol):
     async def fetch(self, url: str, folder: Path, found: Callable[[FileLine], Awaitable[None]]) -> None:
         """Download what ``url`` names into ``folder``, awaiting ``found`` for each file as it lands; raise a
         :class:`DownloadError` subclass when it cannot."""
+
+
+class CookieSource(Protocol):
+    async def cookies_for_job(self, owner: int, url: str, folder: Path) -> Path | None:
+        """A private copy of ``owner``'s cookies for the site of ``url``, inside ``folder``; None if none."""
 
 
 class Delivery(Protocol):
@@ -177,6 +183,9 @@ class Engine:
     delivery: Delivery
     cache_dir: Path | None = None
     fetchers: Mapping[str, Fetcher] = attrs.field(factory=dict)
+    cookies: CookieSource | None = None
+    # The hint a login-required failure gets for a URL (e.g. which cookies to add and how); None: the default.
+    login_hint: Callable[[str], str | None] = lambda url: None
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
     _start: trio.MemorySendChannel[int] = attrs.field(init=False)
     _observers: list[Callable[[EngineEvent], None]] = attrs.field(init=False, factory=list)
@@ -427,11 +436,12 @@ class Engine:
             lambda: route(url, ytdlp_first_hosts=self.settings.prefer_ytdlp_for)
         )
         limits = ToolLimits(self.settings.max_file_size, max(1, self.settings.max_items - len(known)))
+        cookies = await self._cookies(job, url, folder)
         failures: list[DownloadError] = []
         for attempt in chosen.attempts:
             if failures and not _worth_trying(attempt, failures[-1], chosen):
                 continue
-            command = self._command(attempt, url, folder, job, limits)
+            command = self._command(attempt, url, folder, job, limits, cookies)
             before = len(known)
             try:
                 await self._run_one_tool(attempt.tool, command, job, folder, url, url_index, known, send)
@@ -441,7 +451,18 @@ class Engine:
                 # Once a run has delivered part of a gallery, another run would send it all again.
                 if len(known) > before or isinstance(exc, TooLarge):
                     break
-        raise _most_informative(failures)
+        worst = _most_informative(failures)
+        if isinstance(worst, LoginRequired) and (hint := self.login_hint(url)) is not None:
+            worst = LoginRequired(worst.message if cookies is None else f"{worst.message} (even with your cookies)",
+                                  hint=hint)
+        raise worst
+
+    async def _cookies(self, job: Job, url: str, folder: Path) -> Path | None:
+        if self.cookies is None:
+            return None
+        private = folder / ".private"
+        await trio.Path(private).mkdir(mode=0o700, exist_ok=True)
+        return await self.cookies.cookies_for_job(job.owner, url, private)
 
     async def _fetch(
         self,
@@ -463,7 +484,9 @@ class Engine:
         if not got_any:
             raise NoMedia(f"nothing was found at {url}")
 
-    def _command(self, attempt: Attempt, url: str, folder: Path, job: Job, limits: ToolLimits) -> list[str]:
+    def _command(
+        self, attempt: Attempt, url: str, folder: Path, job: Job, limits: ToolLimits, cookies: Path | None
+    ) -> list[str]:
         # A watch's archive remembers what the tool already fetched for it, so each check takes only new stories.
         archive = self.cache_dir / "watches" / f"{job.options.watch}-{attempt.tool}.archive" if (
             job.options.watch is not None and self.cache_dir is not None
@@ -472,10 +495,11 @@ class Engine:
             return gallery_dl_command(
                 url, folder, modules=attempt.extractors, limits=limits,
                 cache_file=self.cache_dir / "gallery-dl.sqlite3" if self.cache_dir else None, archive=archive,
+                cookies=cookies,
             )
         return ytdlp_command(
             url, folder, extractors=attempt.extractors, options=job.options, limits=limits,
-            cache_dir=self.cache_dir / "yt-dlp" if self.cache_dir else None, archive=archive,
+            cache_dir=self.cache_dir / "yt-dlp" if self.cache_dir else None, archive=archive, cookies=cookies,
         )
 
     async def _run_one_tool(
@@ -634,12 +658,16 @@ async def open_engine(
     resume: bool = True,
     observers: Sequence[Callable[[EngineEvent], None]] = (),
     fetchers: Sequence[Fetcher] = (),
+    cookies: CookieSource | None = None,
+    login_hint: Callable[[str], str | None] | None = None,
 ) -> AsyncIterator[Engine]:
     """Run an engine for the duration of the block: sweeps orphan folders, resumes unfinished jobs.
 
     Leaving the block cancels running jobs; they stay unfinished in the store and resume on the next start.
     """
-    engine = Engine(store, settings, jobs_dir, delivery, cache_dir, {f.scheme: f for f in fetchers})
+    engine = Engine(store, settings, jobs_dir, delivery, cache_dir, {f.scheme: f for f in fetchers}, cookies)
+    if login_hint is not None:
+        engine.login_hint = login_hint
     for observer in observers:
         engine.subscribe(observer)
     send, receive = trio.open_memory_channel[int](math.inf)

@@ -464,6 +464,36 @@ class Gateway:
         name = utils.get_display_name(sender) if sender is not None else ""
         return int(message.sender_id), name or str(message.sender_id)
 
+    async def download_document(self, chat_id: int, message_id: int, destination: Path, *, max_bytes: int) -> int:
+        """Save the document attached to a message (e.g. a cookies.txt) to ``destination``; returns its size.
+
+        Refuses before downloading anything when there is no document or it is larger than ``max_bytes``.
+        """
+        with _translated("fetching a message"):
+            found = await self._aio(
+                functools.partial(self._client.get_messages, await self._peer(chat_id), ids=[message_id])
+            )
+        message = found[0] if isinstance(found, list) and found else found
+        document = getattr(message, "document", None) if message is not None else None
+        if not isinstance(document, types.Document):
+            raise MediaRejected("that message has no file attached", hint="reply to the message with the file")
+        if document.size > max_bytes:
+            raise MediaRejected(f"the file is {document.size} bytes; the limit is {max_bytes}")
+        handle = await trio.open_file(destination, "wb")
+        written = 0
+        try:
+            with _translated("downloading a file"):
+                chunks = self._client.iter_download(document, request_size=128 * 1024)
+                async for chunk in trio_asyncio.aio_as_trio(chunks, loop=self._loop):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise MediaRejected(f"the file is over the limit of {max_bytes} bytes")
+                    await handle.write(chunk)
+        finally:
+            with trio.CancelScope(shield=True):
+                await handle.aclose()
+        return written
+
     # -- stories ------------------------------------------------------------------------------------------
 
     async def list_stories(self, who: str | int, *, pinned: bool = False) -> StoryList:

@@ -115,6 +115,7 @@ class RequestRecord:
     path: str
     range: str | None
     status: int
+    cookie: str | None = None  # the raw Cookie header, so tests see which cookies a tool sent
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -401,7 +402,9 @@ class MediaServer:
             await self._request_seen.wait()
 
     def _record(self, request: _Request, status: int) -> None:
-        self.requests.append(RequestRecord(request.method, request.path, request.headers.get("range"), status))
+        self.requests.append(RequestRecord(
+            request.method, request.path, request.headers.get("range"), status, request.headers.get("cookie")
+        ))
         self._request_seen.set()
         self._request_seen = trio.Event()
 
