@@ -30,8 +30,11 @@
           ├── PeerNotFound           no such user, chat or username
           └── TelegramUnavailable    network trouble or an internal Telegram error
 
-Download errors are made in exactly one place, ``storyflow.download._classify``; Telegram errors in exactly one
-place, ``storyflow.telegram._gateway`` (the only module that imports Telethon).
+Download errors from the tools are made in exactly one place, ``storyflow.download._classify``, and those of
+StoryFlow's own Snapchat reader in ``storyflow.stories._snapchat`` (which adds ``SnapchatLayoutChanged``, a
+DownloadError, and ``BadSnapchatUsername``, an InputError); Telegram errors in exactly one place,
+``storyflow.telegram._gateway`` (the only module that imports Telethon). ``storyflow.cookies`` adds
+``CookiesInvalid`` and ``UnknownSite`` (InputErrors) for files and site names it refuses.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import trio
 
 from storyflow.bot._parse import UsageError
 from storyflow.bot._stories import StoryTarget, parse_story_target
+from storyflow.jobs import Job, JobRequest, JobStore, StoryLabel, Watch
 from storyflow.testing._httpserver import MediaServer
 from storyflow.testing.telegram import LoopbackTelegram
 
@@ -156,3 +158,65 @@ async def test_watch_with_no_stories_and_bad_targets(bot: BotRig) -> None:
         assert expected in reply.text, (text, reply.text)
     duplicate = await bot.answer(await bot.type(".watch tg @storyflow_stranger -> here"))
     assert "already watched" in duplicate.text
+
+
+async def test_snapchat_stories_end_to_end(
+    telegram: LoopbackTelegram, tmp_path: Path, site: MediaServer, media: MediaFiles
+) -> None:
+    from .test_snapchat import page, profile, props
+
+    snaps = [
+        {"snapIndex": 0, "snapMediaType": 0, "snapId": {"value": "snapA"},
+         "snapUrls": {"mediaUrl": site.url("/photo.jpg")}, "timestampInSec": {"value": "1796322600"}},
+        {"snapIndex": 1, "snapMediaType": 1, "snapId": {"value": "snapB"},
+         "snapUrls": {"mediaUrl": site.url("/clip.mp4")}, "timestampInSec": {"value": "1796326200"}},
+    ]
+    site.add_html("/s/alice.snaps", page(props(userProfile=profile("Alice Example", "alice.snaps"),
+                                             story={"storyType": 5, "snapList": snaps})))
+    site.add_html("/s/bob.nostory", page(props(userProfile=profile("Bob", "bob.nostory"))))
+    config = userbot_config(tmp_path, telegram, stories={"snapchat_base_url": site.url("/").rstrip("/")})
+    async with running_userbot(telegram, config) as bot:
+        command = await bot.type(".story snapchat alice.snaps")
+        status = await bot.final_status(command)
+        assert status.text.startswith("✅"), status.text
+        posted = bot.media_replies(command)
+        nothing = await bot.answer(await bot.type(".story sc bob.nostory"))
+        missing = await bot.answer(await bot.type(".story snapchat nobody.here"))
+    assert [m.media.sha256 for m in posted if m.media] == [
+        hashlib.sha256(media.image.read_bytes()).hexdigest(), hashlib.sha256(media.video.read_bytes()).hexdigest()
+    ]
+    assert "📖 Alice Example · story 1/2 · posted 2026-12-03 18:30 UTC" in posted[0].text
+    assert "story 2/2" in posted[1].text
+    assert "📭" in nothing.text and "no active stories" in nothing.text
+    assert missing.text.startswith("❌"), missing.text
+
+
+async def test_rate_limited_checks_back_off_and_recover(store: JobStore) -> None:
+    from storyflow import RateLimited
+    from storyflow.bot._watch import Found, Watcher
+
+    outcomes: list[Exception | None] = [RateLimited("slow down"), RateLimited("slow down"), None]
+    submitted: list[JobRequest] = []
+
+    async def lister(watch: Watch) -> Found:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return Found(labels={"https://cdn.example/a.jpg": StoryLabel("a")}, ids={"https://cdn.example/a.jpg": "a"})
+
+    async def submit(request: JobRequest, internal: bool) -> Job:
+        submitted.append(request)
+        return await store.add_job(request)
+
+    watcher = Watcher(store, lister, submit, interval=100.0, jitter=0.0)
+    watch = await store.add_watch(1, "snapchat", "alice.snaps", 1, next_check=0)
+    delays = []
+    for _ in range(3):
+        before = time.time()
+        await watcher.check((await store.watches())[0])
+        delays.append((await store.watches())[0].next_check - before)
+    assert [round(d, -1) for d in delays] == [200, 400, 100]  # doubled twice, then back to the interval
+    [current] = await store.watches()
+    assert current.failures == 0 and current.last_error is None and current.last_new is not None
+    assert [r.urls for r in submitted] == [("https://cdn.example/a.jpg",)]
+    assert submitted[0].options.watch == watch.id

@@ -178,3 +178,36 @@ def test_when_both_tools_fail_the_more_informative_error_is_kept(gallery_dl_firs
     for first, second, expected in pairs:
         a, b = (first, second) if gallery_dl_first else (second, first)
         assert isinstance(more_informative(a, b), expected)
+
+
+def test_instagram_stories_command_uses_the_cookies_and_ends_the_options() -> None:
+    url = "https://www.instagram.com/stories/jane.doe/"
+    first = route(url).attempts[0]
+    assert first == Attempt(Tool.GALLERY_DL, ("instagram",))
+    cookies = Path("/jobs/7/.private/instagram-cookies.txt")
+    command = gallery_dl_command(url, Path("/jobs/7"), modules=first.extractors, limits=LIMITS, cookies=cookies)
+    assert command[command.index("--cookies") + 1] == str(cookies)
+    assert command[-2:] == ["--", url]
+    assert command.index("--cookies") < command.index("--")
+    assert 'extractor.modules=["instagram"]' in command
+    assert "--ignore-config" in command and "-i" not in command
+
+
+@pytest.mark.parametrize(
+    ("code", "stderr", "expected"),
+    [  # recorded from gallery-dl 1.32 runs against instagram.com (ids shortened)
+        (16, "[instagram][error] AuthorizationError: Login required", LoginRequired),
+        (4, "[instagram][error] HttpError: '401 Unauthorized' for 'https://www.instagram.com/api/v1/feed/reels_media/'",
+         LoginRequired),
+        (8, "[instagram][warning] HTTP redirect to login page (https://www.instagram.com/accounts/login/)\n"
+            "[instagram][error] AuthRequired: Account credentials required ('cookies')", LoginRequired),
+        (4, "[instagram][error] HttpError: '404 Not Found' for 'https://www.instagram.com/api/v1/users/web_profile_info/'",
+         NotFound),
+        (4, "[instagram][error] HttpError: '429 Too Many Requests' for 'https://www.instagram.com/api/v1/'",
+         RateLimited),
+        (4, "[instagram][warning] Retrying (1/2) ... Max retries exceeded (Caused by NameResolutionError)\n"
+            "[instagram][error] HttpError: Temporary failure in name resolution", NetworkError),
+    ],
+)
+def test_instagram_failures_are_mapped(code: int, stderr: str, expected: type) -> None:
+    assert isinstance(classify(Tool.GALLERY_DL, code, stderr), expected)
