@@ -378,3 +378,28 @@ async def test_shutdown_leaves_jobs_to_resume(store: JobStore, jobs_dir: Path, s
         assert (jobs_dir / str(job.id)).exists()
         assert not (jobs_dir / "999").exists()
 
+
+
+@pytest.mark.parametrize("route", ["/photo.jpg", "/watch/video-page.html"])  # gallery-dl's archive, yt-dlp's
+async def test_a_watch_job_takes_only_what_its_archive_has_not_seen(
+    store: JobStore, tmp_path: Path, site: MediaServer, route: str
+) -> None:
+    delivery = CollectingDelivery()
+    finals: list[JobUpdated] = []
+    async with open_engine(
+        store, engine_settings(), jobs_dir=tmp_path / "jobs", delivery=delivery, cache_dir=tmp_path / "cache"
+    ) as engine:
+        for _ in range(2):
+            done = trio.Event()
+            unsubscribe = engine.subscribe(
+                lambda e, done=done: (finals.append(e), done.set()) if isinstance(e, JobUpdated) and e.job.finished
+                else None
+            )
+            await engine.submit(JobRequest((site.url(route),), owner=1, options=JobOptions(story=True, watch=5)))
+            await done.wait()
+            unsubscribe()
+    first, second = (event.job for event in finals)
+    assert first.state is JobState.DONE and len(first.files) == 1
+    # Nothing new is not a failure for a watch: done, quietly, with nothing sent.
+    assert second.state is JobState.DONE and second.files == () and second.error is None
+    assert len(delivery.received) == 1

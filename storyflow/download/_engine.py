@@ -531,11 +531,15 @@ class Engine:
             if tool is Tool.GALLERY_DL:  # gallery-dl's progress goes to stderr
                 on_stdout(line)
 
+        skipped_any = False
+
         async def publish_all() -> None:
-            nonlocal got_any
+            nonlocal got_any, skipped_any
             async for found in found_receive:
                 if await self._publish(job, folder, url, found, known, send):
                     got_any = True
+                elif found.skipped:
+                    skipped_any = True  # in its archive (a watch): seen before, not missing
 
         started = False
 
@@ -560,6 +564,8 @@ class Engine:
         if result.returncode not in (0, 101):  # yt-dlp's 101: --max-downloads reached, not a failure
             raise classify(tool, result.returncode, result.stderr_tail)
         if not got_any:
+            if skipped_any and job.options.watch is not None:
+                return  # everything there was fetched by an earlier check: nothing new, and no other tool to try
             error = classify(tool, 1, result.stderr_tail)
             if isinstance(error, TooLarge):
                 raise error
