@@ -116,7 +116,7 @@ async def _serve(
         in_flight = PartsInFlight(runtime.parts_in_flight)
         delivery = TelegramDelivery(
             gateway, store, in_flight, on_event=tracker.on_delivery,
-            upload_limit_override=config.telegram.max_upload_size,
+            upload_limit_override=config.telegram.max_upload_size, stream_uploads=config.telegram.stream_uploads,
         )
         download = attrs.evolve(
             config.download, max_concurrent=runtime.max_concurrent, max_jobs_per_owner=runtime.max_jobs_per_owner

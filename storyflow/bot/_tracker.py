@@ -90,7 +90,10 @@ class JobView:
 
     def _upload_line(self) -> str:
         parts = []
-        if self.upload is not None and self.upload.sent < self.upload.total:
+        if self.upload is not None and self.upload.total == 0:
+            # Streaming while it downloads: the final size is not known yet.
+            parts.append(f"uploading {escape(cut(self.upload.file_name, 40))} {human_bytes(self.upload.sent)}")
+        elif self.upload is not None and self.upload.sent < self.upload.total:
             name = escape(cut(self.upload.file_name, 40))
             parts.append(f"uploading {name} {self.upload.sent * 100 // max(1, self.upload.total)}%")
         parts.append(f"{self.files_sent} sent")

@@ -151,6 +151,7 @@ class TelegramConfig:
     dc_address: str | None = _field(None, _optional_text, "custom DC as host:port (test servers)")
     dc_id: int | None = _field(None, _positive_int, "DC id for dc_address")
     parts_in_flight: int = _field(8, _positive_int, "upload parts on their way at once")
+    stream_uploads: bool = _field(True, _boolean, "big files start uploading while they still download")
     max_upload_size: int | None = _field(
         None, lambda v: parse_size(v) or None, "cut files above this size (default: the account's limit)"
     )

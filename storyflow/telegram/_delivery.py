@@ -38,8 +38,9 @@ from ..media import (
     split_file,
     split_video,
 )
+from ._streaming import FolderStreams, open_folder_streams
 from ._text import CAPTION_LIMIT, CAPTION_LIMIT_PREMIUM, Caption, StoryLine
-from ._uploader import PARTS_LIMIT, PARTS_LIMIT_PREMIUM, PartsInFlight, upload_file, upload_limit
+from ._uploader import PART_SIZE, PARTS_LIMIT, PARTS_LIMIT_PREMIUM, PartsInFlight, upload_file, upload_limit
 from ._values import (
     AudioAttributes,
     Me,
@@ -153,7 +154,15 @@ class TelegramDelivery:
     on_event: Callable[[DeliveryEvent], None] = lambda event: None
     upload_limit_override: int | None = None  # bytes; None: what the account allows
     files_at_once: int = 2
+    stream_uploads: bool = True  # big files' uploads follow their downloads (see _streaming)
     sent: dict[int, list[CachedItem]] = attrs.field(init=False, factory=dict)
+    _streams: dict[int, FolderStreams] = attrs.field(init=False, factory=dict)
+    streamed_files: int = attrs.field(init=False, default=0)  # uploads that followed their download to the end
+
+    @property
+    def parts_limit(self) -> int:
+        return min(PARTS_LIMIT_PREMIUM if self.telegram.me.premium else PARTS_LIMIT,
+                   math.ceil(self.upload_limit / PART_SIZE))
 
     @property
     def upload_limit(self) -> int:
@@ -171,13 +180,26 @@ class TelegramDelivery:
         self.sent.setdefault(job.id, [])
         slots_send, slots_receive = trio.open_memory_channel[_Slot](math.inf)
         preparing = trio.CapacityLimiter(self.files_at_once)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._send_in_order, handle, slots_receive)
-            with slots_send:
-                async for file in handle.files:
-                    slot = _Slot(file)
-                    await slots_send.send(slot)
-                    nursery.start_soon(self._prepare_slot, job, handle.folder, slot, preparing)
+
+        def streamed(name: str, sent: int) -> None:
+            self.on_event(UploadProgress(job.id, name, sent, 0))
+
+        async with open_folder_streams(
+            self.telegram, self.in_flight, handle.folder, parts_limit=self.parts_limit, on_progress=streamed
+        ) as streams:
+            if self.stream_uploads:
+                self._streams[job.id] = streams
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._send_in_order, handle, slots_receive)
+                    with slots_send:
+                        async for file in handle.files:
+                            slot = _Slot(file)
+                            await slots_send.send(slot)
+                            nursery.start_soon(self._prepare_slot, job, handle.folder, slot, preparing)
+                    streams.download_done()
+            finally:
+                self._streams.pop(job.id, None)
 
     # -- preparing: upload + uploadMedia, several files at once --------------------------------------------
 
@@ -200,7 +222,9 @@ class TelegramDelivery:
         for number, piece in enumerate(pieces, start=1):
             note = f"part {number}/{len(pieces)}" if len(pieces) > 1 else ""
             name = file.name if len(pieces) == 1 else _piece_name(file.name, piece, number)
-            spec = await self._spec(job.id, piece, file.kind, name, as_file=as_file)
+            whole = len(pieces) == 1 and piece == path
+            spec = await self._spec(job.id, piece, file.kind, name, as_file=as_file,
+                                    expected_sha256=file.sha256 if whole else None)
             assert job.origin.chat_id is not None
             media = await self._store_media(job.origin.chat_id, spec, as_file=as_file)
             caption = caption_for(job, file, note)
@@ -231,7 +255,9 @@ class TelegramDelivery:
                 log.info("%s cannot be cut into playable parts (%s); sending numbered parts", file.name, exc)
         return await split_file(path, limit, out_dir)
 
-    async def _spec(self, job_id: int, path: Path, kind: MediaKind, name: str, *, as_file: bool) -> MediaSpec:
+    async def _spec(
+        self, job_id: int, path: Path, kind: MediaKind, name: str, *, as_file: bool, expected_sha256: str | None
+    ) -> MediaSpec:
         def progress(sent: int, total: int) -> None:
             self.on_event(UploadProgress(job_id, name, sent, total))
 
@@ -258,15 +284,33 @@ class TelegramDelivery:
             if sound is not None:
                 media_type = MediaType.AUDIO
                 audio = AudioAttributes(duration=sound.duration, title=sound.title, performer=sound.performer)
-        parts_limit = PARTS_LIMIT_PREMIUM if self.telegram.me.premium else PARTS_LIMIT
-        uploaded = await upload_file(
-            self.telegram, path, name=name, in_flight=self.in_flight, parts_limit=parts_limit, on_progress=progress
-        )
+        uploaded = await self._streamed(job_id, path, name, expected_sha256)
+        if uploaded is None:
+            uploaded = await upload_file(
+                self.telegram, path, name=name, in_flight=self.in_flight, parts_limit=self.parts_limit,
+                on_progress=progress,
+            )
         thumbnail: UploadedFile | None = None
         if thumbnail_path is not None:
             thumbnail = await upload_file(self.telegram, thumbnail_path, name="thumb.jpg", in_flight=self.in_flight)
         mime = "image/jpeg" if media_type is MediaType.PHOTO else _mime(Path(name))
         return MediaSpec(media_type, uploaded, mime, name, video=video, audio=audio, thumbnail=thumbnail)
+
+    async def _streamed(
+        self, job_id: int, path: Path, name: str, expected_sha256: str | None
+    ) -> UploadedFile | None:
+        """The upload that followed this file's download, if there was one and it sent exactly this file."""
+        streams = self._streams.get(job_id)
+        if streams is None or expected_sha256 is None:
+            return None
+        stream = await streams.claim(path)
+        if stream is None:
+            return None
+        uploaded = await stream.finish(expected_sha256)
+        if uploaded is not None:
+            self.streamed_files += 1
+            uploaded = attrs.evolve(uploaded, name=name)  # the name Telegram shows is ours, not the tool's
+        return uploaded
 
     # -- sending: in arrival order, albums of up to ten -----------------------------------------------------
 
