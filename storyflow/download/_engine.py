@@ -15,6 +15,7 @@ import shutil
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -681,6 +682,8 @@ async def open_engine(
     await engine._sweep()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(engine._serve, receive)
+        # Both tools' extractor tables load on the first routing (about a second of CPU): not on a user's first link.
+        nursery.start_soon(partial(trio.to_thread.run_sync, route, "https://example.com/warm-up.jpg"))
         if resume:
             await engine._resume()
         try:
