@@ -9,6 +9,7 @@ is refused by Telegram as a duplicate instead of posting twice. Plain Trio: Tele
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import mimetypes
@@ -27,6 +28,7 @@ from .._errors import (
     StoryFlowError,
     TelegramError,
 )
+from .._util import single_error
 from ..download import DeliveryHandle
 from ..jobs import Job, JobFile, JobStore, MediaKind
 from ..media import (
@@ -184,20 +186,23 @@ class TelegramDelivery:
         def streamed(name: str, sent: int) -> None:
             self.on_event(UploadProgress(job.id, name, sent, 0))
 
-        async with open_folder_streams(
+        following = open_folder_streams(
             self.telegram, self.in_flight, handle.folder, parts_limit=self.parts_limit, on_progress=streamed
-        ) as streams:
-            if self.stream_uploads:
+        ) if self.stream_uploads else contextlib.nullcontext(None)
+        async with following as streams:
+            if streams is not None:
                 self._streams[job.id] = streams
             try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._send_in_order, handle, slots_receive)
-                    with slots_send:
-                        async for file in handle.files:
-                            slot = _Slot(file)
-                            await slots_send.send(slot)
-                            nursery.start_soon(self._prepare_slot, job, handle.folder, slot, preparing)
-                    streams.download_done()
+                with single_error():
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._send_in_order, handle, slots_receive)
+                        with slots_send:
+                            async for file in handle.files:
+                                slot = _Slot(file)
+                                await slots_send.send(slot)
+                                nursery.start_soon(self._prepare_slot, job, handle.folder, slot, preparing)
+                        if streams is not None:
+                            streams.download_done()
             finally:
                 self._streams.pop(job.id, None)
 

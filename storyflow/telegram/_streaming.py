@@ -31,6 +31,7 @@ import attrs
 import trio
 
 from .._errors import StoryFlowError
+from .._util import single_error
 from ..jobs import MediaKind, kind_for_name
 from ._uploader import BIG_FILE_THRESHOLD, PART_SIZE, PartsInFlight, PartSink, _save_with_retries
 from ._values import UploadedFile, random_id
@@ -73,24 +74,28 @@ class StreamedUpload:
     async def follow(self) -> None:
         """Send every full part as it appears, until told to stop (by :meth:`finish`, or the job ending)."""
         try:
-            async with trio.open_nursery() as senders:
-                while not self._stop.is_set() and self.broken is None:
-                    size = (await trio.to_thread.run_sync(os.fstat, self.fd)).st_size
-                    if size < self.offset:
-                        self.broken = "the file shrank while it was being uploaded (the tool started over)"
-                        break
-                    if size <= BIG_FILE_THRESHOLD or size - self.offset < PART_SIZE:
-                        with trio.move_on_after(POLL_SECONDS):
-                            await self._stop.wait()
-                        continue
-                    while size - self.offset >= PART_SIZE and not self._stop.is_set():
-                        await self._send_part(senders, self.offset // PART_SIZE, -1, PART_SIZE)
-                    if self.offset // PART_SIZE >= self.parts_limit:
-                        self.broken = "the file is over this account's upload limit"
+            with single_error():
+                async with trio.open_nursery() as senders:
+                    await self._follow(senders)
         except StoryFlowError as exc:
             self.broken = f"a part could not be sent: {exc.message}"
         finally:
             self._done.set()
+
+    async def _follow(self, senders: trio.Nursery) -> None:
+        while not self._stop.is_set() and self.broken is None:
+            size = (await trio.to_thread.run_sync(os.fstat, self.fd)).st_size
+            if size < self.offset:
+                self.broken = "the file shrank while it was being uploaded (the tool started over)"
+                return
+            if size <= BIG_FILE_THRESHOLD or size - self.offset < PART_SIZE:
+                with trio.move_on_after(POLL_SECONDS):
+                    await self._stop.wait()
+                continue
+            while size - self.offset >= PART_SIZE and not self._stop.is_set():
+                await self._send_part(senders, self.offset // PART_SIZE, -1, PART_SIZE)
+            if self.offset // PART_SIZE >= self.parts_limit:
+                self.broken = "the file is over this account's upload limit"
 
     async def _send_part(self, senders: trio.Nursery, index: int, total: int, length: int) -> None:
         token = object()
@@ -133,16 +138,18 @@ class StreamedUpload:
             return None
         try:
             counted = False  # whether a part has told Telegram the count
-            async with trio.open_nursery() as senders:
-                while self.offset < size:
-                    index = self.offset // PART_SIZE
-                    counted = index == total - 1
-                    await self._send_part(senders, index, total if counted else -1, min(PART_SIZE, size - self.offset))
-                if not counted:
-                    # Every part went out as "-1" (it ended on a part boundary while streaming): one empty part more
-                    # names the count.
-                    await _save_with_retries(self.sink, self.file_id, total, total, b"", big=True, name=self.name,
-                                             in_flight=self.in_flight)
+            with single_error():
+                async with trio.open_nursery() as senders:
+                    while self.offset < size:
+                        index = self.offset // PART_SIZE
+                        counted = index == total - 1
+                        length = min(PART_SIZE, size - self.offset)
+                        await self._send_part(senders, index, total if counted else -1, length)
+                    if not counted:
+                        # Every part went out as "-1" (it ended on a part boundary while streaming): one empty part
+                        # more names the count.
+                        await _save_with_retries(self.sink, self.file_id, total, total, b"", big=True,
+                                                 name=self.name, in_flight=self.in_flight)
         except StoryFlowError as exc:
             log.info("%s: streamed upload failed at the end (%s)", self.name, exc.message)
             return None

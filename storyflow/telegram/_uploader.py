@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from .._errors import FloodWait, MediaRejected, TelegramError, TelegramUnavailable
+from .._util import single_error
 from ._values import UploadedFile, random_id
 
 log = logging.getLogger("storyflow.upload")
@@ -111,20 +112,21 @@ async def upload_file(
     try:
         # One reader, in order (a small file's MD5 needs that), taking a token before it reads a part and handing
         # it to that part's sender: parts in memory never outnumber the parts allowed in flight.
-        async with trio.open_nursery() as nursery:
-            for index in range(total_parts):
-                token = object()
-                await in_flight.limiter.acquire_on_behalf_of(token)
-                try:
-                    data = await trio.to_thread.run_sync(_read_part, fd, index, PART_SIZE)
-                    if len(data) != min(PART_SIZE, size - index * PART_SIZE):
-                        raise MediaRejected(f"{name} changed size while it was being uploaded")
-                except BaseException:
-                    in_flight.limiter.release_on_behalf_of(token)
-                    raise
-                if md5 is not None:
-                    md5.update(data)
-                nursery.start_soon(send_part, index, data, token)
+        with single_error():
+            async with trio.open_nursery() as nursery:
+                for index in range(total_parts):
+                    token = object()
+                    await in_flight.limiter.acquire_on_behalf_of(token)
+                    try:
+                        data = await trio.to_thread.run_sync(_read_part, fd, index, PART_SIZE)
+                        if len(data) != min(PART_SIZE, size - index * PART_SIZE):
+                            raise MediaRejected(f"{name} changed size while it was being uploaded")
+                    except BaseException:
+                        in_flight.limiter.release_on_behalf_of(token)
+                        raise
+                    if md5 is not None:
+                        md5.update(data)
+                    nursery.start_soon(send_part, index, data, token)
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(os.close, fd)
