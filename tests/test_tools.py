@@ -211,3 +211,11 @@ def test_instagram_stories_command_uses_the_cookies_and_ends_the_options() -> No
 )
 def test_instagram_failures_are_mapped(code: int, stderr: str, expected: type) -> None:
     assert isinstance(classify(Tool.GALLERY_DL, code, stderr), expected)
+
+
+@pytest.mark.parametrize("tool", [Tool.GALLERY_DL, Tool.YT_DLP])
+def test_a_tool_killed_by_a_signal_is_a_crash_not_a_flag(tool: Tool) -> None:
+    # gallery-dl's exit status is bit flags; -9 & 16 would read as "login required".
+    error = classify(tool, -9, "")
+    assert isinstance(error, ToolCrashed)
+    assert "signal 9" in error.message

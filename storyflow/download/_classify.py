@@ -64,6 +64,9 @@ def classify(tool: Tool, returncode: int, stderr: str) -> DownloadError:
     for pattern, cls, summary in _RULES:
         if pattern.search(relevant):
             return cls(f"{tool}: {summary}" + (f" ({detail})" if detail else ""))
+    if returncode < 0:
+        # Killed by a signal: negative, so never to be read as gallery-dl's bit flags (-9 & 16 is 16).
+        return ToolCrashed(f"{tool} was killed by signal {-returncode}")
     if tool is Tool.GALLERY_DL:
         # gallery-dl's exit status is a set of bit flags.
         if returncode & 16:
@@ -74,8 +77,6 @@ def classify(tool: Tool, returncode: int, stderr: str) -> DownloadError:
             return RateLimited(f"{tool}: the site asked for a challenge (bot check)")
         if returncode & 4:
             return NetworkError(f"{tool}: download failed" + (f" ({detail})" if detail else ""))
-    if returncode < 0:
-        return ToolCrashed(f"{tool} was killed by signal {-returncode}")
     return ToolCrashed(f"{tool} failed with exit status {returncode}" + (f" ({detail})" if detail else ""))
 
 

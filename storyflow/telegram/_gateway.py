@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import platform
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -78,6 +79,9 @@ RETRY_DELAY_SECONDS = 2
 # Transient failures (Telegram's internal errors, a connection that broke mid-call) are retried this often.
 TRANSIENT_ATTEMPTS = 4
 INCOMING_BUFFER = 256
+# Flood waits up to this long are waited out inside a call (answers to commands, stories, lookups). Sends of a job's
+# media wait however long Telegram says (the job can be cancelled meanwhile); edits and parts never wait here.
+FLOOD_WAIT_LIMIT_SECONDS = 300.0
 
 
 # -- Telethon settings ------------------------------------------------------------------------------------
@@ -301,21 +305,32 @@ class Gateway:
         result: T = await trio_asyncio.aio_as_trio(fn, loop=self._loop)(*args)
         return result
 
-    async def _call(self, request: TLRequest, what: str, *, sender: MTProtoSender | None = None) -> Any:
+    async def _call(
+        self, request: TLRequest, what: str, *, sender: MTProtoSender | None = None,
+        wait_floods: float = FLOOD_WAIT_LIMIT_SECONDS,
+    ) -> Any:
         """One request with the gateway's retry policy: transient failures are retried with a short backoff
-        (every request we make is idempotent: sends carry a random_id, parts and edits can repeat)."""
-        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        (every request we make is idempotent: sends carry a random_id, parts and edits can repeat), and a flood
+        wait of at most ``wait_floods`` seconds is waited out; a longer one is raised for the caller to handle
+        (the status board closes a chat's gate, the uploader halves its parts in flight)."""
+        attempt = 0
+        while True:
             try:
                 with _translated(what):
                     if sender is None:
                         return await self._aio(self._client, request)
                     return await self._aio(self._client._call, sender, request)
+            except FloodWait as flood:
+                if flood.seconds > wait_floods:
+                    raise
+                log.info("%s; waiting %g s", flood.message, flood.seconds)
+                await trio.sleep(flood.seconds)
             except TelegramUnavailable as exc:
-                if attempt == TRANSIENT_ATTEMPTS:
+                attempt += 1
+                if attempt >= TRANSIENT_ATTEMPTS:
                     raise
                 log.info("%s; retrying (%d of %d)", exc.message, attempt, TRANSIENT_ATTEMPTS - 1)
                 await trio.sleep(attempt * 0.5)
-        raise AssertionError("unreachable")
 
     async def _peer(self, chat_id: int) -> TLObject:
         if chat_id == self.me.user_id:
@@ -360,7 +375,7 @@ class Gateway:
             peer=await self._peer(chat_id), id=message_id, message=text, entities=entities or None,
             no_webpage=True,
         )
-        await self._call(request, "editing a message")
+        await self._call(request, "editing a message", wait_floods=0)
 
     async def delete_messages(self, chat_id: int, message_ids: Sequence[int]) -> None:
         peer = await self._peer(chat_id)
@@ -379,7 +394,7 @@ class Gateway:
             request = functions.upload.SaveBigFilePartRequest(file_id, index, total_parts, data)
         else:
             request = functions.upload.SaveFilePartRequest(file_id, index, data)
-        ok = await self._call(request, f"uploading part {index}", sender=self._upload_sender)
+        ok = await self._call(request, f"uploading part {index}", sender=self._upload_sender, wait_floods=0)
         if ok is not True:
             raise MediaRejected(f"Telegram did not accept part {index} of the upload")
 
@@ -388,7 +403,7 @@ class Gateway:
         request = functions.messages.UploadMediaRequest(
             peer=await self._peer(chat_id), media=_uploaded_media(spec, as_file=as_file)
         )
-        return _sent_media(await self._call(request, f"storing {spec.file_name}"))
+        return _sent_media(await self._call(request, f"storing {spec.file_name}", wait_floods=math.inf))
 
     async def send_media(
         self, chat_id: int, items: Sequence[OutgoingMedia], *, reply_to: int | None = None
@@ -414,7 +429,9 @@ class Gateway:
                     _input_media(item.media), text, random_id=item.random_id, entities=entities or None
                 ))
             request = functions.messages.SendMultiMediaRequest(peer=peer, multi_media=singles, reply_to=reply)
-        result = await self._call(request, "sending media" if len(items) == 1 else "sending an album")
+        result = await self._call(
+            request, "sending media" if len(items) == 1 else "sending an album", wait_floods=math.inf
+        )
         return _message_ids(result, [item.random_id for item in items])
 
     async def refresh_media(self, chat_id: int, message_ids: Sequence[int]) -> list[SentMedia | None]:

@@ -518,6 +518,7 @@ class Api:
             (connection.key_id, request.file_id), request.file_part, request.bytes,
             big=False, total_parts=None, parts_limit=self._parts_limit(connection),
         )
+        self.server.notify()  # tests wait on upload progress too
         return True
 
     def save_big_file_part(self, connection: Connection, request: Any) -> bool:
@@ -525,6 +526,7 @@ class Api:
             (connection.key_id, request.file_id), request.file_part, request.bytes,
             big=True, total_parts=request.file_total_parts, parts_limit=self._parts_limit(connection),
         )
+        self.server.notify()
         return True
 
     def get_file(self, connection: Connection, request: Any) -> types.upload.File:
