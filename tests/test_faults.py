@@ -3,9 +3,15 @@ kill -9 in the middle of a job — against the loopback Telegram and the local m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -15,6 +21,7 @@ from storyflow.testing._httpserver import MediaServer, generated_sha256
 from storyflow.testing.telegram import LoopbackTelegram, open_client
 
 from .conftest import MediaFiles, child_pids, running_userbot, userbot_config
+from .test_run import until_it_answers
 
 
 def sha256(path: Path) -> str:
@@ -82,3 +89,76 @@ async def test_a_tool_that_crashes_fails_its_job_cleanly_and_the_next_job_is_fin
         after = await bot.type(f".dl {site.url('/photo.jpg')}")
         assert (await bot.final_status(after)).text.startswith("✅")
     assert child_pids() == set()
+
+
+def run_config(tmp_path: Path, telegram: LoopbackTelegram) -> Path:
+    config = tmp_path / "storyflow.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n'
+        "[download]\nallow_private_addresses = true\n"
+        '[telegram]\napi_id = 1\napi_hash = "loopback-hash"\n'
+        f'session_string = "{telegram.session_string(telegram.owner)}"\n'
+        "stream_uploads = false\n"
+    )
+    return config
+
+
+@asynccontextmanager
+async def storyflow_run(config: Path, log: Path) -> AsyncIterator[trio.Process]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
+    env["STORYFLOW_CONFIG"] = str(config)
+    async with trio.open_nursery() as nursery:
+        with log.open("ab") as output:
+            process: trio.Process = await nursery.start(partial(
+                trio.run_process, [sys.executable, "-m", "storyflow", "run"], env=env, stdout=output,
+                stderr=subprocess.STDOUT, check=False, start_new_session=True,
+            ))
+            try:
+                yield process
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+
+
+async def test_kill_9_during_a_download_and_during_a_send_still_delivers_each_file_once(
+    telegram: LoopbackTelegram, tmp_path: Path, site: MediaServer, media: MediaFiles
+) -> None:
+    config, log = run_config(tmp_path, telegram), tmp_path / "run.log"
+    site.add_generated("/first.pdf", 40_000, content_type="application/pdf")
+    site.add_hang("/second.bin")
+    site.add_file("/third.jpg", media.image)
+    async with open_client(telegram, telegram.owner, new_device=True) as phone:
+
+        def media_for(command_id: int) -> list[str]:
+            return [m.media.sha256 for m in telegram.all_messages() if m.reply_to == command_id and m.media]
+
+        async with storyflow_run(config, log) as process:
+            await until_it_answers(telegram, phone)
+            command = await aio_as_trio(phone.send_message)(
+                "me", f".dl {site.url('/first.pdf')} {site.url('/second.bin')} {site.url('/third.jpg')}"
+            )
+            with trio.fail_after(60):
+                await telegram.wait_until(lambda: media_for(command.id) or None)  # the document went out at once
+                await site.wait_for_request("/second.bin")
+            os.killpg(process.pid, signal.SIGKILL)  # 1: in the middle of a download
+        assert media_for(command.id) == [generated_sha256(40_000)]
+
+        site.add_generated("/second.bin", 3_000_000, content_type="application/octet-stream")
+        async with storyflow_run(config, log) as process:
+            with trio.fail_after(60):
+                # 2: the moment Telegram has the second file, before StoryFlow can write down that it was sent.
+                await telegram.wait_until(lambda: len(media_for(command.id)) == 2 or None)
+            os.killpg(process.pid, signal.SIGKILL)
+
+        async with storyflow_run(config, log) as process:
+            with trio.fail_after(60):
+                status = await telegram.wait_for_message(
+                    lambda m: m.reply_to == command.id and m.media is None and m.text.startswith(("✅", "❌"))
+                )
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(5):
+                await process.wait()
+    assert status.text.startswith("✅"), (status.text, log.read_text()[-3000:])
+    delivered = media_for(command.id)
+    assert sorted(delivered) == sorted([generated_sha256(40_000), generated_sha256(3_000_000), sha256(media.image)])
+    assert len(delivered) == len(set(delivered)) == 3  # each exactly once
