@@ -5,6 +5,7 @@ The whole public API is re-exported here; the modules behind it are private.
 
 from ._errors import ChatUnavailable as ChatUnavailable
 from ._errors import ConfigError as ConfigError
+from ._errors import DiskFull as DiskFull
 from ._errors import DownloadError as DownloadError
 from ._errors import DownloadTimeout as DownloadTimeout
 from ._errors import DuplicateSend as DuplicateSend

@@ -14,6 +14,7 @@
      │    ├── UnsupportedURL         neither tool knows the site
      │    ├── RateLimited            the site said slow down
      │    ├── TooLarge               over the size or item limit
+     │    ├── DiskFull               the disk (or the job's disk quota) ran out
      │    ├── NetworkError           DNS, refused, reset, TLS
      │    ├── DownloadTimeout        the job ran out of wall-clock time
      │    ├── NoMedia                the tools ran fine but found nothing
@@ -112,6 +113,12 @@ class NotFound(DownloadError):
 class TooLarge(DownloadError):
     kind = "too_large"
     default_hint = "the file or gallery is over the configured limit"
+    informativeness = 8
+
+
+class DiskFull(DownloadError):
+    kind = "disk_full"
+    default_hint = "free some disk space, or change download.min_free_space / download.max_job_disk"
     informativeness = 8
 
 

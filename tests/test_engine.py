@@ -403,3 +403,45 @@ async def test_a_watch_job_takes_only_what_its_archive_has_not_seen(
     # Nothing new is not a failure for a watch: done, quietly, with nothing sent.
     assert second.state is JobState.DONE and second.files == () and second.error is None
     assert len(delivery.received) == 1
+
+
+async def test_a_download_that_outgrows_its_disk_quota_is_stopped(
+    store: JobStore, jobs_dir: Path, site: MediaServer
+) -> None:
+    from storyflow import DiskFull
+
+    from storyflow.testing._httpserver import Delivery
+
+    # Throttled, so the tool is still writing when the folder passes the quota (the check runs twice a second).
+    site.add_generated("/huge.bin", 40_000_000, content_type="application/octet-stream",
+                       delivery=Delivery(bytes_per_second=4_000_000))
+    async with open_engine(
+        store, engine_settings(max_job_disk=2_000_000), jobs_dir=jobs_dir, delivery=CollectingDelivery()
+    ) as engine:
+        done = trio.Event()
+        engine.subscribe(lambda e: done.set() if isinstance(e, JobUpdated) and e.job.finished else None)
+        job = await engine.submit(JobRequest((site.url("/huge.bin"),), owner=1))
+        await done.wait()
+        final = await store.get_job(job.id)
+        assert final is not None and final.state is JobState.FAILED
+        assert final.error_kind == DiskFull.kind and "quota" in (final.error or ""), final.error
+        assert not (jobs_dir / str(job.id)).exists()
+        assert child_pids() == set()
+        done = trio.Event()
+        after = await engine.submit(JobRequest((site.url("/photo.jpg"),), owner=1))
+        await done.wait()
+        assert (await store.get_job(after.id)).state is JobState.DONE  # type: ignore[union-attr]
+
+
+async def test_too_little_free_disk_refuses_to_download(store: JobStore, jobs_dir: Path, site: MediaServer) -> None:
+    async with open_engine(
+        store, engine_settings(min_free_space=10**18), jobs_dir=jobs_dir, delivery=CollectingDelivery()
+    ) as engine:
+        done = trio.Event()
+        engine.subscribe(lambda e: done.set() if isinstance(e, JobUpdated) and e.job.finished else None)
+        job = await engine.submit(JobRequest((site.url("/photo.jpg"),), owner=1))
+        await done.wait()
+    final = await store.get_job(job.id)
+    assert final is not None and final.state is JobState.FAILED
+    assert "of disk left" in (final.error or "") and "free some disk space" in (final.error or "")
+    assert site.request_count("/photo.jpg") <= 1  # stopped at the first check

@@ -219,3 +219,16 @@ def test_a_tool_killed_by_a_signal_is_a_crash_not_a_flag(tool: Tool) -> None:
     error = classify(tool, -9, "")
     assert isinstance(error, ToolCrashed)
     assert "signal 9" in error.message
+
+
+@pytest.mark.parametrize(
+    ("tool", "stderr"),
+    [(Tool.YT_DLP, "ERROR: unable to write data: [Errno 28] No space left on device"),
+     (Tool.GALLERY_DL, "[download][error] OSError: [Errno 28] No space left on device: '/jobs/1/x.mp4.part'")],
+)
+def test_a_full_disk_is_said_so(tool: Tool, stderr: str) -> None:
+    from storyflow import DiskFull
+
+    error = classify(tool, 1 if tool is Tool.YT_DLP else 4, stderr)
+    assert isinstance(error, DiskFull)
+    assert "/jobs/1" not in error.user_text()  # no paths of ours in what the user sees

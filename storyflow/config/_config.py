@@ -118,6 +118,8 @@ class DownloadConfig:
     job_timeout: float = _field(1800.0, _seconds, "wall-clock limit of one job's download, seconds")
     max_file_size: int = _field(4 * 1000**3, parse_size, "largest single file downloaded")
     max_items: int = _field(50, _positive_int, "most files one job downloads")
+    min_free_space: int = _field(500 * 1000**2, parse_size, "downloads stop before the disk has less free than this")
+    max_job_disk: int = _field(0, parse_size, "most disk one job's folder may use (0: no limit but the disk)")
     max_urls_per_message: int = _field(10, _positive_int, "most links taken from one command")
     allow_private_addresses: bool = _field(
         False, _boolean, "allow links to loopback/private addresses (tests, home servers)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .._errors import (
+    DiskFull,
     DownloadError,
     LoginRequired,
     NetworkError,
@@ -26,6 +27,7 @@ _RULES: tuple[tuple[re.Pattern[str], type[DownloadError], str], ...] = tuple(
          r"authenticat|sign in to confirm|log ?in to|cookies? (?:are|is) (?:needed|required)|"
          r"\b401\b|insufficient privileges|private (?:video|account|profile)|this account is private",
          LoginRequired, "login required"),
+        (r"no space left on device|disk quota exceeded|errno 28\b|\benospc\b", DiskFull, "the disk is full"),
         (r"larger than (?:the )?max|file ?size larger than|exceeds? (?:the )?max|"
          r"file is larger than max-filesize", TooLarge, "file over the size limit"),
         (r"\b429\b|too many requests|rate.?limit", RateLimited, "rate limited by the site"),
@@ -52,6 +54,8 @@ def _detail(stderr: str) -> str:
     text = lines[-1] if lines else ""
     text = re.sub(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*", r"\1", text)
     text = re.sub(r"\s*\(caused by .*\)\s*$", "", text).strip()
+    # Local paths (the job folder, the data dir) are ours, not the user's business.
+    text = re.sub(r"(?<![\w:/.])/[^\s'\"]+", "…", text)
     return text[:_MAX_DETAIL]
 
 

@@ -7,9 +7,11 @@ channel, and finishes after the limiter is released.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
+import os
 import re
 import shutil
 import unicodedata
@@ -24,6 +26,7 @@ import attrs
 import trio
 
 from .._errors import (
+    DiskFull,
     DownloadError,
     DownloadTimeout,
     LoginRequired,
@@ -57,6 +60,7 @@ from ._urls import check_destination, validate_url
 log = logging.getLogger("storyflow.engine")
 
 HASH_CHUNK = 1024 * 1024
+DISK_CHECK_SECONDS = 0.5
 
 
 class Fetcher(Protocol):
@@ -162,6 +166,17 @@ def _inspect(folder: Path, reported: str, max_size: int) -> _Found | None:
         while chunk := stream.read(HASH_CHUNK):
             digest.update(chunk)
     return _Found(str(resolved.relative_to(root)), size, digest.hexdigest())
+
+
+def _disk_state(folder: Path) -> tuple[int, int]:
+    """Blocking: (bytes free on the folder's disk, bytes the folder holds)."""
+    free = shutil.disk_usage(folder).free
+    used = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(OSError):
+                used += os.lstat(os.path.join(root, name)).st_size
+    return free, used
 
 
 def _remove_tree(path: Path) -> None:
@@ -555,10 +570,13 @@ class Engine:
                 nursery.start_soon(publish_all)
                 try:
                     with found_lines:
-                        result = await run_tool(
-                            command, cwd=folder, on_stdout_line=on_stdout, on_stderr_line=on_stderr,
-                            on_started=counted,
-                        )
+                        async with trio.open_nursery() as running:
+                            running.start_soon(self._guard_disk, folder)
+                            result = await run_tool(
+                                command, cwd=folder, on_stdout_line=on_stdout, on_stderr_line=on_stderr,
+                                on_started=counted,
+                            )
+                            running.cancel_scope.cancel()
                 finally:
                     if started:
                         self.live_processes -= 1
@@ -571,6 +589,18 @@ class Engine:
             if isinstance(error, TooLarge):
                 raise error
             raise NoMedia(f"{tool}: no media found at {url}")
+
+    async def _guard_disk(self, folder: Path) -> None:
+        """While a tool runs: stop it (by raising) before the disk fills or the job outgrows its quota."""
+        while True:
+            free, used = await trio.to_thread.run_sync(_disk_state, folder)
+            if free < self.settings.min_free_space:
+                raise DiskFull(f"only {free // 1_000_000} MB of disk left; StoryFlow keeps "
+                               f"{self.settings.min_free_space // 1_000_000} MB free")
+            if self.settings.max_job_disk and used > self.settings.max_job_disk:
+                quota = self.settings.max_job_disk // 1_000_000
+                raise DiskFull(f"the download outgrew the job's disk quota ({quota} MB)")
+            await trio.sleep(DISK_CHECK_SECONDS)
 
     async def _publish(
         self,
