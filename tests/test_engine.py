@@ -409,7 +409,6 @@ async def test_a_download_that_outgrows_its_disk_quota_is_stopped(
     store: JobStore, jobs_dir: Path, site: MediaServer
 ) -> None:
     from storyflow import DiskFull
-
     from storyflow.testing._httpserver import Delivery
 
     # Throttled, so the tool is still writing when the folder passes the quota (the check runs twice a second).
