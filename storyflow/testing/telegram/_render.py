@@ -113,6 +113,8 @@ def message(record: MessageRecord, viewer: Account) -> types.Message:
         entities=list(record.entities) or None,
         edit_date=record.edit_date,
         grouped_id=record.grouped_id,
+        fwd_from=types.MessageFwdHeader(date=record.date, from_id=types.PeerUser(record.forwarded_from.user_id))
+        if record.forwarded_from is not None else None,
     )
 
 

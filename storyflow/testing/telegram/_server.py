@@ -476,12 +476,15 @@ class LoopbackTelegram:
     # --- messages: acting as a user from the test side -----------------------------------------
 
     def send_message(
-        self, sender: Account, to: Account | Group, text: str, *, reply_to: int | None = None
+        self, sender: Account, to: Account | Group, text: str, *, reply_to: int | None = None,
+        forwarded_from: Account | None = None,
     ) -> MessageRecord:
         """Post a message as `sender` from "another device": every connection of every member,
-        including the sender's own, gets it as a live update."""
+        including the sender's own, gets it as a live update. `forwarded_from` makes it a forward of that
+        account's words (a `fwd_from` header), as Telegram's forward button does."""
         chat = to if isinstance(to, Group) else self.private_chat(sender, to)
-        [record] = self.post_messages(sender, chat, [MessageContent(text, reply_to=reply_to)], origin=None)[0]
+        content = MessageContent(text, reply_to=reply_to, forwarded_from=forwarded_from)
+        [record] = self.post_messages(sender, chat, [content], origin=None)[0]
         return record
 
     # --- fault injection ------------------------------------------------------------------------
@@ -698,6 +701,7 @@ class LoopbackTelegram:
                 reply_to=reply_to,
                 grouped_id=content.grouped_id,
                 random_id=content.random_id,
+                forwarded_from=content.forwarded_from,
             )
             if record.random_id is not None:
                 self._random_ids.add((sender.user_id, record.random_id))

@@ -176,6 +176,7 @@ class MessageContent:
     reply_to: int | None = None
     grouped_id: int | None = None
     random_id: int | None = None
+    forwarded_from: Account | None = None
 
 
 @attrs.define(eq=False)
@@ -192,6 +193,7 @@ class MessageRecord:
     reply_to: int | None = None
     grouped_id: int | None = None
     random_id: int | None = None
+    forwarded_from: Account | None = None  # a forward shows whose words these were
     edit_date: datetime.datetime | None = None
     deleted: bool = False
     # Deleted without `revoke`: gone for these users only.
