@@ -107,8 +107,9 @@ def _int_list(value: object) -> tuple[int, ...]:
         raise ValueError(f"expected a list of numeric ids, got {value!r}") from None
 
 
-def _field(default: Any, convert: Callable[[object], Any], doc: str) -> Any:
-    return attrs.field(default=default, metadata={"convert": convert, "doc": doc})
+def _field(default: Any, convert: Callable[[object], Any], doc: str, *, secret: bool = False) -> Any:
+    return attrs.field(default=default, metadata={"convert": convert, "doc": doc, "secret": secret},
+                       repr=not secret)
 
 
 @attrs.frozen
@@ -147,9 +148,11 @@ class PathsConfig:
 @attrs.frozen
 class TelegramConfig:
     api_id: int | None = _field(None, lambda v: _positive_int(v), "from my.telegram.org")
-    api_hash: str | None = _field(None, _optional_text, "from my.telegram.org (secret)")
+    api_hash: str | None = _field(None, _optional_text, "from my.telegram.org (secret)", secret=True)
     session: Path | None = _field(None, _optional_path, "session file (default: <data_dir>/storyflow.session)")
-    session_string: str | None = _field(None, _optional_text, "a StringSession instead of a file (secret)")
+    session_string: str | None = _field(
+        None, _optional_text, "a StringSession instead of a file (secret)", secret=True
+    )
     dc_address: str | None = _field(None, _optional_text, "custom DC as host:port (test servers)")
     dc_id: int | None = _field(None, _positive_int, "DC id for dc_address")
     parts_in_flight: int = _field(8, _positive_int, "upload parts on their way at once")
@@ -229,6 +232,8 @@ def _build_section(section: str, values: Mapping[str, object], origin: Mapping[s
         try:
             converted[key] = field.metadata["convert"](raw)
         except ValueError as exc:
+            if field.metadata["secret"]:
+                raise ConfigError(f"bad value for {where} (not shown: it is a secret); expected text") from None
             raise ConfigError(f"bad value for {where}: {exc}") from None
     return cls(**converted)
 
