@@ -46,8 +46,7 @@ async def main(size: int) -> int:
             async with running_userbot(telegram, config) as bot:
                 started = time.perf_counter()
                 command = await bot.type(f".dl {site.url('/huge.bin')}")
-                with trio.fail_after(1800):
-                    status = await bot.final_status(command)
+                status = await bot.final_status(command, seconds=1800)
                 took = time.perf_counter() - started
                 parts = bot.media_replies(command)
                 leftovers = [p for p in config.paths.jobs_dir.rglob("*")] if config.paths.jobs_dir.exists() else []

@@ -206,16 +206,16 @@ class BotRig:
         sent = await aio_as_trio(self.phone.send_message)(chat, text)
         return int(sent.id)
 
-    async def answer(self, command_id: int, predicate: Any = None) -> MessageRecord:
+    async def answer(self, command_id: int, predicate: Any = None, *, seconds: float = 60) -> MessageRecord:
         """The first message replying to ``command_id`` that matches ``predicate``."""
-        with trio.fail_after(60):
+        with trio.fail_after(seconds):
             return await self.server.wait_for_message(
                 lambda m: m.reply_to == command_id and (predicate is None or predicate(m))
             )
 
-    async def final_status(self, command_id: int) -> MessageRecord:
+    async def final_status(self, command_id: int, *, seconds: float = 60) -> MessageRecord:
         """The command's status message once it shows an end state (done, failed, cancelled)."""
-        return await self.answer(command_id, lambda m: m.media is None and m.text[:1] in "✅❌🚫♻")
+        return await self.answer(command_id, lambda m: m.media is None and m.text[:1] in "✅❌🚫♻", seconds=seconds)
 
     def media_replies(self, command_id: int) -> list[MessageRecord]:
         return [m for m in self.server.all_messages() if m.reply_to == command_id and m.media is not None]
