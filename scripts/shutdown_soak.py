@@ -23,10 +23,11 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 import trio_asyncio
-from telethon import TelegramClient
+from telethon import TelegramClient, events
 from telethon.sessions import StringSession
 
 from storyflow.testing._media import make_padded_video
@@ -72,17 +73,33 @@ async def until_tools_run(pid: int) -> None:
         await trio.sleep(0.1)
 
 
-async def answered_ping(client: TelegramClient) -> None:
+class Answers:
+    """Which of the phone's messages have been answered (the userbot's replies arrive as outgoing messages)."""
+
+    def __init__(self, client: TelegramClient) -> None:
+        self.answered: set[int] = set()
+        self.changed = trio.Event()
+        client.add_event_handler(self._on_message, events.NewMessage(outgoing=True))
+
+    async def _on_message(self, event: Any) -> None:
+        if event.message.reply_to_msg_id is not None:
+            await trio_asyncio.trio_as_aio(self._note)(event.message.reply_to_msg_id)
+
+    async def _note(self, message_id: int) -> None:
+        self.answered.add(message_id)
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+async def answered_ping(client: TelegramClient, answers: Answers) -> None:
     """Ready means it answers; a .ping sent before it listens is never seen, so ask until one is answered."""
     with trio.fail_after(60):
         while True:
             sent = await trio_asyncio.aio_as_trio(client.send_message)("me", ".ping")
             with trio.move_on_after(1):
-                while True:
-                    messages = await trio_asyncio.aio_as_trio(client.get_messages)("me", limit=5)
-                    if any(m.reply_to_msg_id == sent.id for m in messages):
-                        return
-                    await trio.sleep(0.1)
+                while sent.id not in answers.answered:
+                    await answers.changed.wait()
+                return
 
 
 async def main(rounds: int, jobs: int) -> int:
@@ -111,6 +128,7 @@ async def main(rounds: int, jobs: int) -> int:
                 TelegramClient._config = None
                 phone = TelegramClient(StringSession(session), 1, "loopback-hash")
                 await trio_asyncio.aio_as_trio(phone.connect)()
+                answers = Answers(phone)
                 try:
                     for number in range(1, rounds + 1):
                         signum = signal.SIGINT if number % 2 else signal.SIGTERM
@@ -119,7 +137,7 @@ async def main(rounds: int, jobs: int) -> int:
                                 trio.run_process, [sys.executable, "-m", "storyflow", "run"], env=env, check=False,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             ))
-                            await answered_ping(phone)
+                            await answered_ping(phone, answers)
                             if number == 1:
                                 for index in range(jobs):
                                     await trio_asyncio.aio_as_trio(phone.send_message)(
@@ -128,7 +146,7 @@ async def main(rounds: int, jobs: int) -> int:
                             # Under load: let the resumed downloads and uploads get going again.
                             with trio.fail_after(60):
                                 await until_tools_run(process.pid)
-                            await trio.sleep(1.5)
+                            await trio.sleep(1.5 + number % 4)  # some rounds long enough for uploads
                             tools = descendants(process.pid)
                             before = job_states(database)
                             started = time.perf_counter()
