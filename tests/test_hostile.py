@@ -768,9 +768,11 @@ _CRASH_HOST = (
     "empty/over-long labels as 'invalid host name'; in check_destination also map UnicodeError to UnsafeURL."
 )
 _CRASH_DIGITS = (
-    "storyflow/bot/_parse.py parse_job_id, storyflow/bot/_commands.py cmd_history and _target: str.isdigit() "
+    "storyflow/bot/_parse.py parse_job_id, storyflow/bot/_commands.py cmd_history and _target, "
+    "storyflow/bot/_stories.py _from_link (t.me/<user>/s/<id>): str.isdigit() "
     "admits '²', '³', '¹', for which int() raises ValueError; it escapes Userbot.handle and ends the userbot. "
-    "Fix: accept ASCII digits only (re.fullmatch(r'[0-9]{1,12}', text)) everywhere a number is read."
+    "Fix: accept ASCII digits only (re.fullmatch(r'[0-9]{1,12}', text)) everywhere a number is read, and refuse "
+    "a t.me/<user>/s/<id> link whose id is no number instead of treating it as a web page."
 )
 _FOREIGN_DIGITS = (
     "same isdigit() checks: non-ASCII digits are taken as numbers ('١٢' is job 12, '١٠' sets max_urls). "
@@ -835,6 +837,7 @@ KNOWN_GAPS = [
     _gap(refused(".cancel ²", "² is not a job number"), _CRASH_DIGITS, "cancel-superscript-crashes"),
     _gap(refused(".history ³", "usage: .history"), _CRASH_DIGITS, "history-superscript-crashes"),
     _gap(refused(".allow chat ¹", "¹ is not a chat id"), _CRASH_DIGITS, "allow-chat-superscript-crashes"),
+    _gap(refused(".story https://t.me/someone_x/s/²", "²"), _CRASH_DIGITS, "story-id-superscript-crashes"),
     _gap(refused(".cancel ١٢", "١٢ is not a job number"), _FOREIGN_DIGITS, "cancel-arabic-digits"),
     _gap(refused(".settings max_urls ١٠", "bad value for max_urls"), _FOREIGN_DIGITS, "settings-arabic-digits"),
     _gap(refused(".allow chat --5", "--5 is not a chat id"), _CRASH_DASHES, "allow-chat-dashes-crash"),
