@@ -15,6 +15,7 @@
      │    ├── RateLimited            the site said slow down
      │    ├── TooLarge               over the size or item limit
      │    ├── DiskFull               the disk (or the job's disk quota) ran out
+     │    ├── PrivateDestination     the link points to a private address now (checked again at download time)
      │    ├── NetworkError           DNS, refused, reset, TLS
      │    ├── DownloadTimeout        the job ran out of wall-clock time
      │    ├── NoMedia                the tools ran fine but found nothing
@@ -119,6 +120,12 @@ class TooLarge(DownloadError):
 class DiskFull(DownloadError):
     kind = "disk_full"
     default_hint = "free some disk space, or change download.min_free_space / download.max_job_disk"
+    informativeness = 8
+
+
+class PrivateDestination(DownloadError):
+    kind = "private_destination"
+    default_hint = "links to local or private network addresses are refused"
     informativeness = 8
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -38,3 +39,18 @@ def single_error() -> Iterator[None]:
         if len(leaves) == 1:
             raise leaves[0] from None
         raise
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+TELEGRAM_ID_MAX = 2**53  # every user, chat and channel id Telegram gives fits in 53 bits
+
+
+def whole_number(text: str, *, lowest: int = -(2**63), highest: int = 2**63 - 1) -> int | None:
+    """``text`` as an int if it is ASCII digits (one optional minus) within the bounds, else None.
+
+    Not ``str.isdigit``: that accepts "²" and "١٢", which ``int`` then refuses or reads as something else.
+    """
+    if not _INTEGER.fullmatch(text):
+        return None
+    number = int(text)
+    return number if lowest <= number <= highest else None

@@ -23,6 +23,7 @@ from .._errors import (
     TelegramError,
     UnknownJob,
 )
+from .._util import TELEGRAM_ID_MAX, whole_number
 from ..cookies import (
     MAX_COOKIES_FILE_BYTES,
     CookiesInvalid,
@@ -551,9 +552,10 @@ class Userbot:
     async def cmd_history(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
         count = HISTORY_DEFAULT
         if args:
-            if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= HISTORY_MAX:
+            number = whole_number(args[0], lowest=1, highest=HISTORY_MAX) if len(args) == 1 else None
+            if number is None:
                 raise UsageError(f"usage: {self.prefix}history [1–{HISTORY_MAX}]")
-            count = int(args[0])
+            count = number
         jobs = await self.store.recent_jobs(owner=self._owner_filter(message, role), limit=count)
         if not jobs:
             await self.reply(message, "no jobs yet")
@@ -574,9 +576,11 @@ class Userbot:
         if args and args[0].lower() == "chat":
             if len(args) > 2:
                 raise UsageError(f"usage: {self.prefix}allow chat [id]")
-            chat_id = int(args[1]) if len(args) == 2 and args[1].lstrip("-").isdigit() else message.chat_id
-            if len(args) == 2 and not args[1].lstrip("-").isdigit():
-                raise UsageError(f"{escape(args[1])} is not a chat id")
+            if len(args) == 1:
+                return "chat", message.chat_id, ""
+            chat_id = whole_number(args[1], lowest=-TELEGRAM_ID_MAX, highest=TELEGRAM_ID_MAX)
+            if chat_id is None or chat_id == 0:
+                raise UsageError(f"{cut(args[1], 40)} is not a chat id", hint="chat ids look like -1001234567890")
             return "chat", chat_id, ""
         if len(args) > 1:
             raise UsageError(f"usage: {self.prefix}allow @user | id | chat (or reply to their message)")
@@ -659,7 +663,7 @@ class Userbot:
             name = ALIASES.get(args[0].lstrip(self.prefix).lower(), args[0].lstrip(self.prefix).lower())
             spec = COMMANDS.get(name)
             if spec is None:
-                raise UsageError(f"no command {escape(args[0])}", hint=f"see {self.prefix}help")
+                raise UsageError(f"no command {cut(args[0], 40)}", hint=f"see {self.prefix}help")
             await self.reply(message, f"<code>{prefix}{escape(spec.usage)}</code>\n{escape(spec.summary)}")
             return
         lines = [f"<code>{prefix}{escape(spec.usage)}</code> — {escape(spec.summary)}"

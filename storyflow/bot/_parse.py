@@ -11,12 +11,13 @@ import re
 import attrs
 
 from .._errors import InputError, UnsafeURL
+from .._util import whole_number
 from ..download import validate_url
 from ..jobs import JobOptions
 
 MAX_COMMAND_LENGTH = 4096  # Telegram's own message limit; anything longer did not come from a chat
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,19}")
-_HEIGHT = re.compile(r"(\d{1,6})p")
+_HEIGHT = re.compile(r"([0-9]{1,9})p")
 MIN_HEIGHT, MAX_HEIGHT = 144, 4320
 
 
@@ -101,10 +102,10 @@ def parse_download(args: tuple[str, ...], *, max_urls: int) -> DownloadArgs:
 
 
 def parse_job_id(word: str) -> int:
-    text = word.lstrip("#")
-    if not text.isdigit() or len(text) > 12:
+    number = whole_number(word.removeprefix("#"), lowest=1, highest=10**12)
+    if number is None:
         raise UsageError(f"{_shorten(word)} is not a job number", hint="job numbers look like 12 or #12")
-    return int(text)
+    return number
 
 
 def _shorten(text: str, limit: int = 60) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import attrs
 
 from .._errors import ConfigError
+from .._util import whole_number
 from ..config import Config
 
 _TRUE = {"on", "true", "yes", "1"}
@@ -16,9 +17,10 @@ _FALSE = {"off", "false", "no", "0"}
 
 def _number(low: int, high: int) -> Callable[[str], int]:
     def convert(text: str) -> int:
-        if not text.isdigit() or not low <= int(text) <= high:
+        number = whole_number(text, lowest=low, highest=high)
+        if number is None:
             raise ValueError(f"expected a whole number from {low} to {high}")
-        return int(text)
+        return number
 
     return convert
 
@@ -70,7 +72,8 @@ class RuntimeSettings:
     def set(self, key: str, text: str) -> str:
         """Change one setting from chat text; returns the value as it will be shown and saved."""
         if key not in _KEYS:
-            raise ConfigError(f"no setting {key!r}", hint="settings: " + ", ".join(_KEYS))
+            shown = key if len(key) <= 40 else key[:39] + "…"
+            raise ConfigError(f"no setting {shown!r}", hint="settings: " + ", ".join(_KEYS))
         convert, _ = _KEYS[key]
         try:
             value = convert(text.strip())

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from .._errors import UnsafeURL
+from .._util import whole_number
 from ..download import validate_url
 from ._parse import UsageError
 
@@ -63,7 +64,7 @@ def parse_story_target(args: tuple[str, ...]) -> StoryTarget:
 
 
 def _account(site: str, user: str, highlights: bool) -> StoryTarget:
-    if not _USERNAMES[site].fullmatch(user):
+    if not _USERNAMES[site].fullmatch(user) or ".." in user or not user.strip("."):
         raise UsageError(f"{user[:40]!r} is not a {site} username")
     if site == "facebook":
         raise UsageError(
@@ -89,9 +90,12 @@ def _from_link(link: str, highlights: bool) -> StoryTarget:
     host = (parts.hostname or "").removeprefix("www.")
     path = [piece for piece in parts.path.split("/") if piece]
     if host in ("t.me", "telegram.me") and path:
-        if len(path) == 3 and path[1] == "s" and path[2].isdigit():
+        if len(path) == 3 and path[1] == "s":
+            story_id = whole_number(path[2], lowest=1, highest=2**31 - 1)
+            if story_id is None:
+                raise UsageError(f"{path[2][:20]!r} is not a story number", hint="links look like t.me/<user>/s/12")
             target = _account("telegram", path[0], highlights)
-            return attrs.evolve(target, story_id=int(path[2]))
+            return attrs.evolve(target, story_id=story_id)
         if len(path) == 1:
             return _account("telegram", path[0], highlights)
     if host in ("story.snapchat.com", "snapchat.com") and path:

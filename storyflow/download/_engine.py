@@ -32,9 +32,12 @@ from .._errors import (
     LoginRequired,
     NoMedia,
     OwnerLimitReached,
+    PrivateAddress,
+    PrivateDestination,
     StoryFlowError,
     TooLarge,
     UnknownJob,
+    UnsafeURL,
     UnsupportedURL,
 )
 from .._util import single_error
@@ -444,8 +447,13 @@ class Engine:
         if fetcher is not None:
             await self._fetch(fetcher, job, folder, url, known, send)
             return
-        # Check again at download time: a resumed job's host may point elsewhere now.
-        await check_destination(url, allow_private=self.settings.allow_private_addresses)
+        # Check again at download time: a resumed job's host may point elsewhere now (that link fails, not the job).
+        try:
+            await check_destination(url, allow_private=self.settings.allow_private_addresses)
+        except PrivateAddress as exc:
+            raise PrivateDestination(exc.message) from None
+        except UnsafeURL as exc:
+            raise UnsupportedURL(exc.message, hint=exc.hint) from None
         if job.options.watch is not None and self.cache_dir is not None:
             await trio.Path(self.cache_dir / "watches").mkdir(parents=True, exist_ok=True)
         chosen = await trio.to_thread.run_sync(

@@ -255,7 +255,7 @@ def _same_site(source_host: str, target_host: str) -> bool:
 
 async def _read_bounded(response: httpx.Response) -> bytes:
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_PAGE_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_PAGE_BYTES:
         raise _too_large()
     body = bytearray()
     # Stopping early (no Content-Length, or a body that decompresses past the limit) closes the connection via

@@ -25,6 +25,7 @@ import functools
 import logging
 import math
 import platform
+import re
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -56,7 +57,9 @@ from .._errors import (
     TelegramError,
     TelegramUnavailable,
 )
+from .._util import TELEGRAM_ID_MAX, whole_number
 from .._version import __version__
+from ._text import MESSAGE_LIMIT, cut, utf16_len
 from ._values import (
     AttachedDocument,
     Incoming,
@@ -79,6 +82,7 @@ RETRY_DELAY_SECONDS = 2
 # Transient failures (Telegram's internal errors, a connection that broke mid-call) are retried this often.
 TRANSIENT_ATTEMPTS = 4
 INCOMING_BUFFER = 256
+_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
 # Flood waits up to this long are waited out inside a call (answers to commands, stories, lookups). Sends of a job's
 # media wait however long Telegram says (the job can be cancelled meanwhile); edits and parts never wait here.
 FLOOD_WAIT_LIMIT_SECONDS = 300.0
@@ -227,6 +231,17 @@ def _attached_document(message: Any) -> AttachedDocument | None:
     return AttachedDocument(name=name, size=int(document.size), mime_type=str(document.mime_type or ""))
 
 
+def _parsed(text_html: str, limit: int = MESSAGE_LIMIT) -> tuple[str, list[TLObject]]:
+    """Text and entities for a message, cut to Telegram's limit (so an answer that quotes a long input still
+    goes out) without an entity hanging over the cut."""
+    text, entities = html.parse(text_html)
+    if utf16_len(text) <= limit:
+        return text, list(entities or [])
+    text = cut(text, limit)
+    length = utf16_len(text)
+    return text, [e for e in entities or [] if e.offset + e.length <= length]
+
+
 def _message_ids(result: TLObject, random_ids: Sequence[int]) -> list[int]:
     """The ids Telegram gave the messages of one send, in the order of ``random_ids``."""
     if isinstance(result, types.UpdateShortSentMessage):
@@ -360,7 +375,7 @@ class Gateway:
         self, chat_id: int, text_html: str, *, reply_to: int | None = None, send_id: int | None = None
     ) -> int:
         """Send an HTML message; returns its id. ``send_id`` (a random_id) makes the send exactly-once."""
-        text, entities = html.parse(text_html)
+        text, entities = _parsed(text_html)
         send_id = random_id() if send_id is None else send_id
         request = functions.messages.SendMessageRequest(
             peer=await self._peer(chat_id), message=text, entities=entities or None, no_webpage=True,
@@ -370,7 +385,7 @@ class Gateway:
         return _message_ids(result, [send_id])[0]
 
     async def edit_text(self, chat_id: int, message_id: int, text_html: str) -> None:
-        text, entities = html.parse(text_html)
+        text, entities = _parsed(text_html)
         request = functions.messages.EditMessageRequest(
             peer=await self._peer(chat_id), id=message_id, message=text, entities=entities or None,
             no_webpage=True,
@@ -458,7 +473,10 @@ class Gateway:
     async def resolve_user(self, who: str) -> tuple[int, str]:
         """``@username`` or a numeric id → (user id, display name)."""
         name = who.lstrip("@")
-        target: str | int = int(name) if name.lstrip("-").isdigit() else name
+        number = whole_number(name, lowest=-TELEGRAM_ID_MAX, highest=TELEGRAM_ID_MAX)
+        if number is None and not _USERNAME.fullmatch(name):
+            raise PeerNotFound(f"{name[:40]!r} is neither a @username nor a numeric id")
+        target: str | int = number if number is not None else name
         with _translated(f"finding {who}"):
             try:
                 entity = await self._aio(self._client.get_entity, target)
@@ -577,10 +595,13 @@ class Gateway:
         if isinstance(who, int):
             return await self._peer(who)
         name = who.strip().lstrip("@")
-        if name.lstrip("-").isdigit():
-            return await self._peer(int(name))
+        number = whole_number(name, lowest=-TELEGRAM_ID_MAX, highest=TELEGRAM_ID_MAX)
+        if number is not None:
+            return await self._peer(number)
         if name.lower() in ("me", "self"):
             return types.InputPeerSelf()
+        if not _USERNAME.fullmatch(name):
+            raise PeerNotFound(f"{name[:40]!r} is not a Telegram username")
         with _translated(f"finding @{name}"):
             try:
                 peer: TLObject = await self._aio(self._client.get_input_entity, name)
