@@ -11,8 +11,11 @@ Nothing here can leave the machine, even if production regresses: the userbot ru
 from a fixed table and refuses the rest (so no DNS query is ever sent), and ``trio.run_process`` is replaced by a
 recorder that refuses to start anything. Telegram is the project's loopback server.
 
-Cases that expose a real gap in production are ``KNOWN_GAPS``: strict xfails, each in its own userbot because
-several of them crash it. Each names the file and the fix in its reason.
+The 36 gaps this file first found (crashes on 'a..b', '²', '--5' and huge ids, lost over-long replies, double
+escaping, invisible fillers, NAT64 / IPv4-compatible / 192.0.0.8, trailing-dot, '*.localhost', zone-id and
+percent-encoded hosts, '.story ig ..', rebinding reported as an internal error) are fixed and are ordinary cases
+now, each expecting its specific answer. A case that still exposes a real gap is in ``KNOWN_GAPS``: a strict xfail
+in its own userbot, naming the file and the fix in its reason.
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ CANARY = f"/tmp/pwned-{TOKEN}"
 TOUCH = f"touch${{IFS}}{CANARY}"  # one word: commands are split on whitespace
 
 PRIVATE = "points to a local or private address"
+THIS_MACHINE = f"{PRIVATE} (this machine)"  # 'localhost' and '*.localhost', refused by name (RFC 6761), no lookup
 DASH = "a link cannot start with '-' (that is how options are injected)"
 NOT_ALLOWED = "links are not allowed"
 CREDENTIALS = "links with a user name or password in them are refused"
 INVISIBLE = "link contains invisible control or direction characters"
+ZONE_OR_PERCENT = "has a zone id or percent-encoding in it"
 OWNER_ONLY = "only the owner can use"
 UNKNOWN = "unknown command"
 
@@ -55,11 +60,12 @@ FRESH_LAYOUT = frozenset({
     "jobs", "private", "cache", "cookies",
 })
 
+LONGEST_LABEL = "a" * 63 + ".example"  # valid (labels may have 63 characters), so it is looked up
 PUBLIC_ANSWER = "1.1.1.1"  # only ever handed to the destination check; nothing connects to it (see run_process)
 
 # The names the destination check may resolve, as an attacker's DNS would answer them. Anything else is unknown.
 HOSTS: dict[str, tuple[str, ...]] = {
-    "localhost": ("127.0.0.1", "::1"),
+    "localhost": ("127.0.0.1", "::1"),  # bait: localhost is refused by name, a lookup of it fails the case
     "xn--pple-43d.example": ("10.0.0.7",),  # аpple.example, Cyrillic а
     "xn--xample-9ua.example": ("192.168.0.5",),  # éxample.example, precomposed or with a combining accent
     "xn--n3h.example": ("172.16.0.3",),  # ☃.example
@@ -70,6 +76,7 @@ HOSTS: dict[str, tuple[str, ...]] = {
     "mapped.example": ("::ffff:10.0.0.1",),
     **{f"k{i}.example": (PUBLIC_ANSWER,) for i in range(9)},
     "k9.example": ("10.0.0.9",),
+    LONGEST_LABEL: ("10.0.0.63",),
 }
 
 
@@ -93,6 +100,11 @@ def refused(text: str, expect: str, *lookups: str, by: str = "owner") -> Case:
 def private(url: str, host: str, address: str, *lookups: str) -> Case:
     """``.dl url`` refused by the destination check, naming the host and where it really points."""
     return Case(f".dl {url}", f"{host} {PRIVATE} ({address})", lookups=lookups)
+
+
+def local(url: str, host: str) -> Case:
+    """``.dl url`` whose host is ``localhost`` or under it: refused by name, nothing is looked up."""
+    return Case(f".dl {url}", f"{host} {THIS_MACHINE}")
 
 
 def ignored(text: str, by: str = "owner") -> Case:
@@ -353,13 +365,48 @@ DESTINATIONS = [
     private("http://[2002:a00:1::]/", "2002:a00:1::", "2002:a00:1::"),  # 6to4 of 10.0.0.1
     private("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/", "2001:0:4136:e378:8000:63bf:80ff:fffe",
             "2001:0:4136:e378:8000:63bf:80ff:fffe"),  # Teredo, client 127.0.0.1
+    private("http://[64:ff9b::a00:1]/", "64:ff9b::a00:1", "64:ff9b::a00:1"),  # NAT64 of 10.0.0.1
+    private("http://[64:ff9b::a9fe:a9fe]/", "64:ff9b::a9fe:a9fe", "64:ff9b::a9fe:a9fe"),  # NAT64 of the metadata
+    private("http://[64:ff9b::7f00:1]/", "64:ff9b::7f00:1", "64:ff9b::7f00:1"),  # NAT64 of 127.0.0.1
+    private("http://[64:ff9b:1::a00:1]/", "64:ff9b:1::a00:1", "64:ff9b:1::a00:1"),  # local-use NAT64 prefix
+    private("http://[::10.0.0.1]/", "::10.0.0.1", "::10.0.0.1"),  # IPv4-compatible
+    private("http://[::a9fe:a9fe]/", "::a9fe:a9fe", "::169.254.169.254"),  # IPv4-compatible, in hex
+    # IANA special-purpose ranges, refused whatever this Python's is_global says (3.11 calls 192.0.0.8 global).
+    private("http://192.0.0.8/", "192.0.0.8", "192.0.0.8"),  # IPv4 dummy address
+    private("http://192.0.0.170/", "192.0.0.170", "192.0.0.170"),  # NAT64 discovery
+    private("http://192.88.99.1/", "192.88.99.1", "192.88.99.1"),  # 6to4 relay anycast
+    private("http://[2001:2::1]/", "2001:2::1", "2001:2::1"),  # IPv6 benchmarking
+    # Address spellings that are no plain IP literal: a trailing dot is dropped, a zone id or percent-encoding
+    # is refused outright; none of them is looked up.
+    private("http://127.0.0.1./", "127.0.0.1", "127.0.0.1"),
+    private("http://0x7f.1./", "0x7f.1", "127.0.0.1"),
+    refused(".dl http://[fe80::1%25eth0]/", f"http://[fe80::1%25eth0]/: host fe80::1%25eth0 {ZONE_OR_PERCENT}"),
+    refused(".dl http://[fe80::1%eth0]/", f"host fe80::1%eth0 {ZONE_OR_PERCENT}"),
+    refused(".dl http://%31%32%37.0.0.1/", f"http://%31%32%37.0.0.1/: host %31%32%37.0.0.1 {ZONE_OR_PERCENT}"),
+    refused(".dl http://%6c%6f%63%61%6c%68%6f%73%74/", f"host %6c%6f%63%61%6c%68%6f%73%74 {ZONE_OR_PERCENT}"),
+    # Hosts that are no valid name: every label is 1–63 letters, digits or dashes, the name at most 253
+    # characters; refused before any lookup (a lookup of them used to crash the userbot).
+    refused(".dl https://a..b/", "https://a..b/: invalid host name: a..b"),
+    refused(".dl https://" + "a" * 64 + ".example/", "invalid host name: " + "a" * 39 + "…"),
+    refused(".dl https://x.example../", "invalid host name: x.example.."),
+    refused(".dl https://./", "https://./: invalid host name: ."),
+    refused(".dl https://-x.example/", "invalid host name: -x.example"),
+    refused(".dl https://x-.example/", "invalid host name: x-.example"),
+    refused(".dl https://x_y.example/", "invalid host name: x_y.example"),
+    refused(".dl https://" + "a." * 127 + "example/", "invalid host name: " + ("a." * 20)[:39] + "…"),
+    private(f"https://{LONGEST_LABEL}/", LONGEST_LABEL, "10.0.0.63", LONGEST_LABEL),
     # Names: resolved (here from the hosts table) and judged by every address they resolve to.
-    private("http://localhost/", "localhost", "127.0.0.1", "localhost"),
-    private("http://LOCALHOST:8080/", "localhost", "127.0.0.1", "localhost"),
     private("http://metadata.example/latest/meta-data/", "metadata.example", "169.254.169.254", "metadata.example"),
+    private("http://METADATA.example./", "metadata.example", "169.254.169.254", "metadata.example"),  # one dot off
     private("http://mixed.example/", "mixed.example", "10.0.0.2", "mixed.example"),
     private("http://v6.example/", "v6.example", "::1", "v6.example"),
     private("http://mapped.example/", "mapped.example", "::ffff:10.0.0.1", "mapped.example"),
+    # localhost and every name under it is this machine (RFC 6761): refused by name, never looked up.
+    local("http://localhost/", "localhost"),
+    local("http://LOCALHOST:8080/", "localhost"),
+    local("http://localhost./", "localhost"),
+    local("http://x.localhost/", "x.localhost"),
+    local("http://a.b.LocalHost./", "a.b.localhost"),
     # Several links: each is checked, the first refused one is named.
     refused(".dl https://10.0.0.1/ https://10.0.0.2/", f"10.0.0.1 {PRIVATE}"),
     refused(".dl https://mixed.example/ http://[::1]/", f"mixed.example {PRIVATE} (10.0.0.2)", "mixed.example"),
@@ -383,6 +430,15 @@ UNICODE = [
     refused(".dl https://10.0.0.1/\u00ad", INVISIBLE),  # soft hyphen
     refused(".dl https://10.0.0.1/\U000e0041", INVISIBLE),  # tag character
     refused(".dl https://10.0.0.1/\u180e", INVISIBLE),  # Mongolian vowel separator
+    # Blank letters and symbols and other default-ignorable code points are invisible too.
+    refused(".dl https://10.0.0.1/\u3164", INVISIBLE),  # Hangul filler
+    refused(".dl https://10.0.0.1/\u115f", INVISIBLE),  # Hangul choseong filler
+    refused(".dl https://10.0.0.1/\u1160", INVISIBLE),  # Hangul jungseong filler
+    refused(".dl https://10.0.0.1/\uffa0", INVISIBLE),  # halfwidth Hangul filler
+    refused(".dl https://10.0.0.1/\u2800", INVISIBLE),  # braille blank
+    refused(".dl https://10.0.0.1/a\u034fb", INVISIBLE),  # combining grapheme joiner
+    refused(".dl https://10.0.0.1/a\ufe0fb", INVISIBLE),  # variation selector
+    refused(".dl https://x\u3164.example/", INVISIBLE),
     refused(".dl https\u200b://10.0.0.1/", INVISIBLE),
     refused(".dl https://10.0.0.1/\x00", f"https://10.0.0.1/?: {INVISIBLE}"),  # NUL
     refused(".dl https://10.0.0.1/\x07", INVISIBLE),
@@ -400,8 +456,10 @@ UNICODE = [
     refused(".dl һttps://10.0.0.1/", f"'һttps:' {NOT_ALLOWED}"),  # Cyrillic shha
     refused(".dl https：//10.0.0.1/", "not a link: https：//10.0.0.1/"),  # fullwidth colon
     # Look-alike hosts become what they look like (or their punycode) and are checked like any other.
-    private("https://ｌｏｃａｌｈｏｓｔ/", "localhost", "127.0.0.1", "localhost"),
-    private("https://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/", "localhost", "127.0.0.1", "localhost"),
+    local("https://ｌｏｃａｌｈｏｓｔ/", "localhost"),
+    local("https://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/", "localhost"),
+    local("https://ｌｏｃａｌｈｏｓｔ．/", "localhost"),  # fullwidth trailing dot
+    local("https://x.ＬＯＣＡＬＨＯＳＴ/", "x.localhost"),
     private("https://１２７.０.０.１/", "127.0.0.1", "127.0.0.1"),
     private("https://127。0。0。1/", "127.0.0.1", "127.0.0.1"),  # ideographic full stops
     private("https://10．0．0．1/", "10.0.0.1", "10.0.0.1"),  # fullwidth full stops
@@ -438,7 +496,9 @@ LENGTHS = [
 ]
 
 OPTION_WORDS = [
-    refused(f".dl {L} 9999999p", "9999999p: not a link"),
+    refused(f".dl {L} 9999999999p", "9999999999p: not a link"),  # ten digits is no height
+    refused(f".dl {L} 999999999p", "999999999p: heights go from 144p to 4320p"),
+    refused(f".dl {L} 9999999p", "9999999p: heights go from 144p to 4320p"),
     refused(f".dl {L} 999999p", "999999p: heights go from 144p to 4320p"),
     refused(f".dl {L} 0p", "0p: heights go from 144p to 4320p"),
     refused(f".dl {L} 143p", "143p: heights go from 144p to 4320p"),
@@ -448,6 +508,8 @@ OPTION_WORDS = [
     refused(f".dl {L} p", "p: not a link"),
     refused(f".dl {L} 1e3p", "1e3p: not a link"),
     refused(f".dl {L} 0x2d0p", "0x2d0p: not a link"),
+    refused(f".dl {L} ٧٢٠p", "٧٢٠p: not a link"),  # Arabic-Indic digits are no height
+    refused(f".dl {L} ²p", "²p: not a link"),
     refused(f".dl {L} 720.5p", "720.5p: not a link"),
     refused(f".dl {L} 720p,1080p", "720p,1080p: not a link"),
     refused(f".dl {L} audio=1", "audio=1: not a link"),
@@ -486,10 +548,16 @@ ARGUMENTS = [
     refused(".cancel ALL", "ALL is not a job number"),
     refused(".cancel 9999999999999", "9999999999999 is not a job number"),  # 13 digits
     refused(".cancel 999999999999", "no job #999999999999 — see the queue for job ids"),  # 12 digits
-    refused(".cancel 0", "no job #0"),
+    refused(".cancel 0", "0 is not a job number"),  # job numbers start at 1
     refused(".cancel #1", "no job #1"),
     refused(".cancel 1; DROP TABLE jobs", "; is not a job number"),
     refused(".stop x", "x is not a job number"),
+    # Only ASCII digits are a number: '²' used to crash the userbot, '١٢' was read as job 12.
+    refused(".cancel ²", "² is not a job number — job numbers look like 12 or #12"),
+    refused(".cancel #³", "#³ is not a job number"),
+    refused(".cancel ١٢", "١٢ is not a job number"),
+    refused(".cancel １２", "１２ is not a job number"),  # fullwidth digits
+    refused(".cancel 1000000000001", "1000000000001 is not a job number"),  # above 10**12
     # .retry
     refused(".retry", "which job? — usage: .retry <id>"),
     refused(".retry 1 2", "which job? — usage: .retry <id>"),
@@ -497,7 +565,8 @@ ARGUMENTS = [
     refused(".retry -5", "-5 is not a job number"),
     refused(".retry 1; DROP TABLE jobs", "which job?"),
     refused(".retry 1;DROP", "1;DROP is not a job number"),
-    refused(".retry 0", "no job #0"),
+    refused(".retry 0", "0 is not a job number"),
+    refused(".retry ²", "² is not a job number"),
     refused(".retry 999999999999", "no job #999999999999"),
     refused(".retry 99999999999999999999", "99999999999999999999 is not a job number"),
     # .history
@@ -510,6 +579,8 @@ ARGUMENTS = [
     refused(".history 0x10", "usage: .history [1–50]"),
     refused(".history 99999999999999999999", "usage: .history [1–50]"),
     refused(".history 1;DROP", "usage: .history [1–50]"),
+    refused(".history ³", "usage: .history [1–50]"),
+    refused(".history ٥", "usage: .history [1–50]"),
     # .settings
     refused(".settings a", "usage: .settings [key value] — keys: autodownload, max_concurrent"),
     refused(".settings a b c", "usage: .settings [key value]"),
@@ -525,6 +596,9 @@ ARGUMENTS = [
     refused(".settings max_concurrent 1;DROP", "bad value for max_concurrent"),
     refused(".settings max_urls 51", "bad value for max_urls: expected a whole number from 1 to 50"),
     refused(".settings max_urls ²", "bad value for max_urls"),
+    refused(".settings max_urls ١٠", "bad value for max_urls: expected a whole number from 1 to 50"),
+    refused(".settings max_concurrent ³", "bad value for max_concurrent: expected a whole number from 1 to 16"),
+    refused(".settings " + "k" * 4000 + " 1", "no setting '" + "k" * 39 + "…' — settings: autodownload"),
     refused(".settings parts_in_flight 33", "bad value for parts_in_flight"),
     refused(".settings max_jobs_per_owner 0", "bad value for max_jobs_per_owner"),
     refused(".settings autodownload maybe", "bad value for autodownload: expected on or off"),
@@ -540,11 +614,28 @@ ARGUMENTS = [
     refused(".allow chat 0x10", "0x10 is not a chat id"),
     refused(".allow chat ../1", "../1 is not a chat id"),
     refused(".allow chat 1;DROP", "1;DROP is not a chat id"),
+    refused(".allow chat ¹", "¹ is not a chat id — chat ids look like -1001234567890"),
+    refused(".allow chat --5", "--5 is not a chat id"),
+    refused(".allow chat 0", "0 is not a chat id"),
+    refused(".allow chat -0", "-0 is not a chat id"),
+    refused(".allow chat 9007199254740993", "9007199254740993 is not a chat id"),  # 2**53 + 1
+    refused(".allow chat 99999999999999999999", "99999999999999999999 is not a chat id"),
+    refused(".deny chat -99999999999999999999", "-99999999999999999999 is not a chat id"),
+    refused(".deny chat -9007199254740993", "-9007199254740993 is not a chat id"),
+    refused(".allow chat " + "x" * 4080, "x" * 39 + "… is not a chat id"),
+    refused(".allow chat <i>1</i>", "<i>1</i> is not a chat id"),  # escaped once: the user reads what they typed
     refused(".deny chat abc", "abc is not a chat id"),
     refused(".deny a b", "usage: .allow @user | id | chat"),
     refused(".allow @nobody_here_xyz", "no user or chat @nobody_here_xyz — check the @username or id"),
-    refused(".allow 1;DROP", "no user or chat 1;DROP"),
-    refused(".allow me", "you are the owner; you need no permission"),
+    # Neither a number nor a valid username: refused before Telegram is asked.
+    refused(".allow 1;DROP", "'1;DROP' is neither a @username nor a numeric id"),
+    refused(".allow --5", "'--5' is neither a @username nor a numeric id"),
+    refused(".allow 99999999999999999999", "'99999999999999999999' is neither a @username nor a numeric id"),
+    refused(".allow -9007199254740993", "'-9007199254740993' is neither a @username nor a numeric id"),
+    refused(".allow @ab", "'ab' is neither a @username nor a numeric id"),
+    refused(".allow @a.b_c", "'a.b_c' is neither a @username nor a numeric id"),
+    refused(".deny ../x", "'../x' is neither a @username nor a numeric id"),
+    refused(".allow self", "you are the owner; you need no permission"),
     refused(".allow @storyflow_owner", "you are the owner; you need no permission"),
     # .watch / .unwatch (shapes refused before any account is looked up)
     refused(".watch a", "which stories?"),
@@ -560,13 +651,14 @@ ARGUMENTS = [
     refused(".watch x user ->a b", "after -> comes one chat"),
     refused(".watch ig 1; DROP", "which stories?"),
     refused(".watch https://t.me/../s/1", "'..' is not a telegram username"),
+    refused(".watch ig ..", "'..' is not a instagram username"),
     refused(".watch file:///etc/passwd", f"'file:' {NOT_ALLOWED}"),
     refused(".watch http://10.0.0.1/", "only current stories of an account can be watched"),
     refused(".unwatch", "usage: .unwatch <id> | <site> <user>"),
     refused(".unwatch 1 2 3", "usage: .unwatch <id> | <site> <user>"),
     refused(".unwatch x", "x is not a job number"),
     refused(".unwatch -5", "-5 is not a job number"),
-    refused(".unwatch 0", "no such watch — see .watch"),
+    refused(".unwatch 0", "0 is not a job number"),
     refused(".unwatch 99", "no such watch"),
     refused(".unwatch ig ../x", "'../x' is not a instagram username"),
     refused(".unwatch foo bar", "no site called 'foo'"),
@@ -578,6 +670,11 @@ ARGUMENTS = [
     refused(".story @", "'' is not a telegram username"),
     refused(".story @1;DROP", "'1;DROP' is not a telegram username"),
     refused(".story tg ../../etc/passwd", "'../../etc/passwd' is not a telegram username"),
+    # Only dots, or '..' anywhere, is no username (it used to build instagram.com/stories/../).
+    refused(".story ig ..", "'..' is not a instagram username"),
+    refused(".story ig ...", "'...' is not a instagram username"),
+    refused(".story ig a..b", "'a..b' is not a instagram username"),
+    refused(".story tiktok ..", "'..' is not a tiktok username"),
     refused(".story tiktok user.name highlights", "tiktok has no highlights StoryFlow can reach"),
     refused(".story facebook some.one", "gallery-dl and yt-dlp cannot list Facebook stories"),
     refused(".story x " + "a" * 16, "is not a x username"),
@@ -592,6 +689,13 @@ ARGUMENTS = [
     refused(".story https://10.0.0.1/\u202e", INVISIBLE),
     refused(".story https://t.me/../s/1", "'..' is not a telegram username"),
     refused(".story https://t.me/a/s/1", "'a' is not a telegram username"),
+    # A t.me story link's id is a number (ASCII digits, 1 to 2**31 - 1) or the link is refused.
+    refused(".story https://t.me/someone_x/s/²", "'²' is not a story number — links look like t.me/<user>/s/12"),
+    refused(".story https://t.me/someone_x/s/abc", "'abc' is not a story number"),
+    refused(".story https://t.me/someone_x/s/0", "'0' is not a story number"),
+    refused(".story https://t.me/someone_x/s/2147483648", "'2147483648' is not a story number"),
+    refused(".story https://t.me/someone_x/s/-1", "'-1' is not a story number"),
+    refused(".story https://a..b/", "invalid host name: a..b — labels are 1–63 letters, digits or dashes"),
     refused(".story https://story.snapchat.com/s/..", "'..' is not a snapchat username"),
     refused(".story https://snapchat.com/add/-x", "'-x' is not a snapchat username"),
     refused(".stories @a", "'a' is not a telegram username"),
@@ -610,6 +714,8 @@ ARGUMENTS = [
     # .help
     refused(".help frob", "no command frob — see .help"),
     refused(".help ../../etc", "no command ../../etc"),
+    refused(".help " + "h" * 4090, "no command " + "h" * 39 + "… — see .help"),  # shortened, so it goes out
+    refused(".help <b>x</b>", "no command <b>x</b> — see .help"),  # escaped once
     # Replies to something that is not what the command needs.
     Case(".cancel", "that message is not a job's", reply_to_note=True),
     Case(".allow", "you are the owner; you need no permission", reply_to_note=True),
@@ -679,7 +785,9 @@ SAVED_MESSAGES = [
     refused("https://10.0.0.1/", f"10.0.0.1 {PRIVATE}"),
     refused("HTTP://127.0.0.1/ https://[::1]/", f"127.0.0.1 {PRIVATE}"),
     refused("http://2130706433/", f"2130706433 {PRIVATE} (127.0.0.1)"),
-    refused("https://localhost/", f"localhost {PRIVATE}", "localhost"),
+    refused("https://localhost/", f"localhost {THIS_MACHINE}"),
+    refused("https://x..example/", "https://x..example/: invalid host name: x..example"),
+    refused("https://10.0.0.1/\u3164", INVISIBLE),
     refused("http://", "link has no host"),
     refused("https://user:pw@10.0.0.1/", CREDENTIALS),
     refused("https://10.0.0.1/\u202e", INVISIBLE),
@@ -761,112 +869,17 @@ def _gap(case: Case, reason: str, case_id: str) -> Any:
     return pytest.param(case, id=case_id, marks=pytest.mark.xfail(strict=True, reason=reason))
 
 
-_CRASH_HOST = (
-    "storyflow/download/_urls.py validate_url (ASCII hosts skip the IDNA check) + check_destination (catches only "
-    "OSError): trio's getaddrinfo raises UnicodeError for an empty or >63-character label, which escapes "
-    "Userbot.handle and ends the whole userbot. Fix: in validate_url encode every host with idna and refuse "
-    "empty/over-long labels as 'invalid host name'; in check_destination also map UnicodeError to UnsafeURL."
-)
-_CRASH_DIGITS = (
-    "storyflow/bot/_parse.py parse_job_id, storyflow/bot/_commands.py cmd_history and _target, "
-    "storyflow/bot/_stories.py _from_link (t.me/<user>/s/<id>): str.isdigit() "
-    "admits '²', '³', '¹', for which int() raises ValueError; it escapes Userbot.handle and ends the userbot. "
-    "Fix: accept ASCII digits only (re.fullmatch(r'[0-9]{1,12}', text)) everywhere a number is read, and refuse "
-    "a t.me/<user>/s/<id> link whose id is no number instead of treating it as a web page."
-)
-_FOREIGN_DIGITS = (
-    "same isdigit() checks: non-ASCII digits are taken as numbers ('١٢' is job 12, '١٠' sets max_urls). "
-    "Fix: ASCII digits only (storyflow/bot/_parse.py parse_job_id, storyflow/bot/_settings.py _number)."
-)
-_CRASH_DASHES = (
-    "storyflow/bot/_commands.py _target ('chat --5': lstrip('-') strips every dash, then int('--5') raises) and "
-    "storyflow/telegram/_gateway.py resolve_user (same test for '--5'): ValueError ends the userbot. "
-    "Fix: match r'-?[0-9]{1,20}' before int()."
-)
-_CRASH_HUGE = (
-    "storyflow/bot/_commands.py _target / storyflow/telegram/_gateway.py resolve_user: ids beyond 64 bits go to "
-    "SQLite (OverflowError) or Telethon's TL encoder (struct.error), and the error ends the userbot. Fix: refuse "
-    "ids outside ±2**63 (Telegram ids fit 52 bits) with 'is not a chat id' before storing or resolving them."
-)
-_LONG_REPLY = (
-    "the refusal echoes the whole argument, the reply is over Telegram's 4096 characters, Telegram refuses it "
-    "(MESSAGE_TOO_LONG) and the user gets no answer at all: storyflow/bot/_commands.py cmd_help ('no command "
-    "{args[0]}'), _target ('{args[1]} is not a chat id'), storyflow/bot/_settings.py set ('no setting {key!r}'). "
-    "Fix: shorten echoed input (as _parse._shorten does), and cut every reply to MESSAGE_LIMIT in Userbot.reply."
-)
-_DOUBLE_ESCAPE = (
-    "storyflow/bot/_commands.py cmd_help / _target escape the argument into the error message and Userbot.handle "
-    "escapes the whole message again, so the user sees '&lt;b&gt;'. Fix: keep error messages plain text; "
-    "escape once, in handle."
-)
-_INVISIBLE = (
-    "storyflow/download/_urls.py _has_invisible_characters only looks at categories Cc/Cf/Zl/Zp; Hangul fillers "
-    "(Lo), the braille blank (So) and the combining grapheme joiner (Mn) are invisible too and pass. Fix: also "
-    "refuse Default_Ignorable_Code_Point characters and U+2800, U+3164, U+115F, U+1160, U+FFA0."
-)
-_NOT_NUMERIC = (
-    "storyflow/download/_urls.py check_destination: a host that is an address in disguise ('127.0.0.1.', "
-    "'localhost.', '*.localhost', a zone id '%25eth0', percent-encoding) is not recognised, so it is sent to DNS "
-    "and refused only because DNS happens not to answer, with 'cannot resolve'. Fix in validate_url: strip one "
-    "trailing dot, refuse 'localhost' and '*.localhost' by name (RFC 6761), unquote and drop a '%25' zone id "
-    "before the numeric check, refuse hosts that are neither an IP literal nor a valid DNS name."
-)
-_EMBEDDED_V4 = (
-    "storyflow/download/_urls.py is_public_address: addresses that embed an IPv4 address, the NAT64 prefixes "
-    "64:ff9b::/96 and 64:ff9b:1::/48 and IPv4-compatible ::a.b.c.d, count as global, so on a NAT64 network "
-    "(IPv6-only clouds) they reach 10/8 or 169.254.169.254. Fix: judge the embedded IPv4 address of these "
-    "prefixes like ipv4_mapped / sixtofour."
-)
-_SPECIAL_PURPOSE = (
-    "storyflow/download/_urls.py is_public_address trusts ipaddress.is_global, whose table depends on the Python "
-    "version: on 3.11.7 most of 192.0.0.0/24 (IETF protocol assignments, e.g. the dummy address 192.0.0.8) counts "
-    "as global, so a job is accepted and a tool started. Fix: refuse the IANA special-purpose registry's "
-    "not-globally-reachable ranges explicitly, independent of the Python version."
-)
-_TRAVERSAL = (
-    "storyflow/bot/_stories.py _USERNAMES['instagram'] allows '.' and '..', so '.story ig ..' builds "
-    "https://www.instagram.com/stories/../ (the home page) and starts a download. Fix: refuse usernames that are "
-    "only dots (Instagram's rule: no leading/trailing dot, no '..')."
+_ALLOW_ME = (
+    "regression of the whole_number / username fix: storyflow/telegram/_gateway.py Gateway.resolve_user now "
+    "refuses every name that is no number and does not match _USERNAME ([A-Za-z][A-Za-z0-9_]{3,31}), and 'me' has "
+    "two letters, so '.allow me' answers \"'me' is neither a @username nor a numeric id\" instead of 'you are the "
+    "owner; you need no permission' (it did before; '.allow self' still does, being four letters). Gateway._resolve "
+    "lets 'me'/'self' through before the same check; resolve_user does not. Fix: in resolve_user, resolve 'me' and "
+    "'self' (any case) to the account itself before the username check."
 )
 
 KNOWN_GAPS = [
-    _gap(refused(".dl https://a..b/", "invalid host name"), _CRASH_HOST, "empty-label-crashes"),
-    _gap(refused(".dl https://" + "a" * 64 + ".example/", "invalid host name"), _CRASH_HOST, "long-label-crashes"),
-    _gap(refused("https://x..example/", "invalid host name"), _CRASH_HOST, "bare-link-empty-label-crashes"),
-    _gap(refused(".story https://a..b/", "invalid host name"), _CRASH_HOST, "story-empty-label-crashes"),
-    _gap(refused(".cancel ²", "² is not a job number"), _CRASH_DIGITS, "cancel-superscript-crashes"),
-    _gap(refused(".history ³", "usage: .history"), _CRASH_DIGITS, "history-superscript-crashes"),
-    _gap(refused(".allow chat ¹", "¹ is not a chat id"), _CRASH_DIGITS, "allow-chat-superscript-crashes"),
-    _gap(refused(".story https://t.me/someone_x/s/²", "²"), _CRASH_DIGITS, "story-id-superscript-crashes"),
-    _gap(refused(".cancel ١٢", "١٢ is not a job number"), _FOREIGN_DIGITS, "cancel-arabic-digits"),
-    _gap(refused(".settings max_urls ١٠", "bad value for max_urls"), _FOREIGN_DIGITS, "settings-arabic-digits"),
-    _gap(refused(".allow chat --5", "--5 is not a chat id"), _CRASH_DASHES, "allow-chat-dashes-crash"),
-    _gap(refused(".allow --5", "no user or chat --5"), _CRASH_DASHES, "allow-dashes-crash"),
-    _gap(refused(".allow chat 99999999999999999999", "is not a chat id"), _CRASH_HUGE, "allow-huge-chat-crashes"),
-    _gap(refused(".deny chat -99999999999999999999", "is not a chat id"), _CRASH_HUGE, "deny-huge-chat-crashes"),
-    _gap(refused(".allow 99999999999999999999", "99999999999999999999"), _CRASH_HUGE, "allow-huge-id-crashes"),
-    _gap(refused(".help " + "h" * 4090, "no command hhh"), _LONG_REPLY, "help-long-reply-lost"),
-    _gap(refused(".settings " + "k" * 4000 + " 1", "no setting 'kkk"), _LONG_REPLY, "settings-long-reply-lost"),
-    _gap(refused(".allow chat " + "x" * 4080, "is not a chat id"), _LONG_REPLY, "allow-long-reply-lost"),
-    _gap(refused(".help <b>x</b>", "no command <b>x</b>"), _DOUBLE_ESCAPE, "help-double-escape"),
-    _gap(refused(".allow chat <i>1</i>", "<i>1</i> is not a chat id"), _DOUBLE_ESCAPE, "allow-double-escape"),
-    _gap(refused(".dl https://10.0.0.1/\u3164", INVISIBLE), _INVISIBLE, "hangul-filler"),
-    _gap(refused(".dl https://10.0.0.1/\u115f", INVISIBLE), _INVISIBLE, "hangul-choseong-filler"),
-    _gap(refused(".dl https://10.0.0.1/\u2800", INVISIBLE), _INVISIBLE, "braille-blank"),
-    _gap(refused(".dl https://10.0.0.1/a\u034fb", INVISIBLE), _INVISIBLE, "combining-grapheme-joiner"),
-    _gap(Case(".dl http://localhost./", f"{PRIVATE} (127.0.0.1)", lookups=None), _NOT_NUMERIC, "localhost-dot"),
-    _gap(Case(".dl http://x.localhost/", PRIVATE, lookups=None), _NOT_NUMERIC, "sub-localhost"),
-    _gap(Case(".dl http://127.0.0.1./", f"{PRIVATE} (127.0.0.1)", lookups=None), _NOT_NUMERIC, "loopback-dot"),
-    _gap(Case(".dl http://[fe80::1%25eth0]/", f"{PRIVATE} (fe80::1", lookups=None), _NOT_NUMERIC, "zone-id"),
-    _gap(Case(".dl http://%31%32%37.0.0.1/", "invalid host name", lookups=None), _NOT_NUMERIC, "percent-host"),
-    _gap(private("http://[64:ff9b::a00:1]/", "64:ff9b::a00:1", "64:ff9b::a00:1"), _EMBEDDED_V4, "nat64-rfc1918"),
-    _gap(private("http://[64:ff9b::a9fe:a9fe]/", "64:ff9b::a9fe:a9fe", "64:ff9b::a9fe:a9fe"), _EMBEDDED_V4,
-         "nat64-metadata"),
-    _gap(private("http://[64:ff9b:1::a00:1]/", "64:ff9b:1::a00:1", "64:ff9b:1::a00:1"), _EMBEDDED_V4,
-         "local-nat64"),
-    _gap(private("http://[::10.0.0.1]/", "::10.0.0.1", "::a00:1"), _EMBEDDED_V4, "ipv4-compatible"),
-    _gap(private("http://192.0.0.8/", "192.0.0.8", "192.0.0.8"), _SPECIAL_PURPOSE, "ietf-dummy-address"),
-    _gap(refused(".story ig ..", "'..' is not a instagram username"), _TRAVERSAL, "instagram-dots"),
+    _gap(refused(".allow me", "you are the owner; you need no permission"), _ALLOW_ME, "allow-me-refused-as-username"),
 ]
 
 
@@ -1130,12 +1143,14 @@ def _fill(prefix: str, words: Iterable[str], *, reserve: int) -> list[str]:
 
 
 async def test_cap_notice_and_a_host_that_turns_private_after_acceptance(
-    telegram: LoopbackTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    telegram: LoopbackTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """DNS rebinding: the names look public when the links are read and when the job is accepted, and private
-    when the download is about to start. The cap's notice is shown, and no tool ever starts."""
+    when the download is about to start. The cap's notice is shown, each link fails on its own with the reason
+    (the others are still tried), and no tool ever starts."""
     kept = [f"r{i}.example" for i in range(10)]
-    hosts = {name: [(PUBLIC_ANSWER,), (PUBLIC_ANSWER,), ("10.0.0.1",)] for name in kept}
+    turns_private: list[tuple[str, ...]] = [(PUBLIC_ANSWER,), (PUBLIC_ANSWER,), ("10.0.0.1",)]
+    hosts = {name: turns_private for name in kept}
     dropped = _fill(".dl " + " ".join(f"http://{n}/" for n in kept), (f"http://10.{i}/" for i in range(10_000)),
                     reserve=0)
     async with hostile_userbot(telegram, tmp_path, monkeypatch, hosts=hosts) as rig:
@@ -1143,12 +1158,16 @@ async def test_cap_notice_and_a_host_that_turns_private_after_acceptance(
         status = await rig.bot.final_status(command)
         assert status.text.startswith("❌"), status.text
         assert f"only the first 10 links were taken ({len(dropped)} more ignored)" in status.text, status.text
-        # Read, accepted, then checked again before the first download: refused there.
-        assert rig.resolver.asked == kept + kept + ["r0.example"]
+        assert f"r0.example {PRIVATE} (10.0.0.1)" in status.text, status.text
+        assert "internal error" not in status.text, status.text
+        # Read, accepted, then checked again before each download: every link refused there, none skipped.
+        assert rig.resolver.asked == kept + kept + kept
         assert rig.spawned == [] and child_pids() == set()
         [job] = await rig.bot.running.store.recent_jobs()
         assert job.state.value == "failed" and job.urls == tuple(f"http://{n}/" for n in kept)
+        assert job.error_kind == "private_destination", job
         assert _tree(rig.bot.config.paths.data_dir) == rig.fresh  # its folder is gone
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text  # no crash logged
 
 
 async def test_the_rig_would_notice_a_download(
@@ -1156,7 +1175,7 @@ async def test_the_rig_would_notice_a_download(
 ) -> None:
     """The other tests rely on these nets: a link the hosts table calls public is accepted, and the tool's start
     is seen (and stopped) by the run_process recorder, with `--` right before the link."""
-    hosts = {"public.example": [(PUBLIC_ANSWER,)]}
+    hosts: dict[str, list[tuple[str, ...]]] = {"public.example": [(PUBLIC_ANSWER,)]}
     async with hostile_userbot(telegram, tmp_path, monkeypatch, hosts=hosts) as rig:
         command = await rig.send(".dl http://public.example/clip.mp4", "owner")
         status = await rig.bot.final_status(command)
@@ -1168,18 +1187,23 @@ async def test_the_rig_would_notice_a_download(
         assert rig.resolver.asked == ["public.example"] * 3  # read, accepted, about to download
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "storyflow/download/_engine.py _download_url: the download-time check_destination raises PrivateAddress (an "
-    "InputError, not a DownloadError) inside _download_and_deliver's nursery; _run_job's catch-all turns it into "
-    "'internal error: ExceptionGroup — see the log' (with a traceback logged as a crash), and the job's other "
-    "links are never tried. Fix: treat PrivateAddress at download time as that link's failure (raise it as a "
-    "DownloadError subclass or catch it next to DownloadError in _download), so the user reads the reason."
-))
 async def test_a_host_that_turns_private_after_acceptance_is_named(
-    telegram: LoopbackTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    telegram: LoopbackTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hosts = {"late.example": [(PUBLIC_ANSWER,), (PUBLIC_ANSWER,), ("10.0.0.1",)]}
+    """The download-time check's refusal is that link's failure (PrivateDestination, a DownloadError): the user
+    reads which host and where it points, not an internal error, and nothing is logged as a crash."""
+    hosts: dict[str, list[tuple[str, ...]]] = {"late.example": [(PUBLIC_ANSWER,), (PUBLIC_ANSWER,), ("10.0.0.1",)]}
     async with hostile_userbot(telegram, tmp_path, monkeypatch, hosts=hosts) as rig:
         command = await rig.send(".dl http://late.example/", "owner")
         status = await rig.bot.final_status(command)
-        assert status.text.startswith("❌") and f"late.example {PRIVATE} (10.0.0.1)" in status.text, status.text
+        assert status.text.startswith("❌ #1 failed: ") and f"late.example {PRIVATE} (10.0.0.1)" in status.text, (
+            status.text)
+        assert "links to local or private network addresses are refused" in status.text, status.text
+        assert "internal error" not in status.text, status.text
+        assert rig.resolver.asked == ["late.example"] * 3  # read, accepted, about to download
+        assert rig.spawned == [] and child_pids() == set()
+        [job] = await rig.bot.running.store.recent_jobs()
+        assert job.state.value == "failed" and job.error_kind == "private_destination", job
+        assert job.error is not None and f"late.example {PRIVATE} (10.0.0.1)" in job.error, job
+        assert _tree(rig.bot.config.paths.data_dir) == rig.fresh
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
