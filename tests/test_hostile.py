@@ -14,8 +14,7 @@ recorder that refuses to start anything. Telegram is the project's loopback serv
 The 36 gaps this file first found (crashes on 'a..b', '²', '--5' and huge ids, lost over-long replies, double
 escaping, invisible fillers, NAT64 / IPv4-compatible / 192.0.0.8, trailing-dot, '*.localhost', zone-id and
 percent-encoded hosts, '.story ig ..', rebinding reported as an internal error) are fixed and are ordinary cases
-now, each expecting its specific answer. A case that still exposes a real gap is in ``KNOWN_GAPS``: a strict xfail
-in its own userbot, naming the file and the fix in its reason.
+now, each expecting its specific answer (as is '.allow me', which a fix had briefly broken).
 """
 
 from __future__ import annotations
@@ -636,6 +635,7 @@ ARGUMENTS = [
     refused(".allow @a.b_c", "'a.b_c' is neither a @username nor a numeric id"),
     refused(".deny ../x", "'../x' is neither a @username nor a numeric id"),
     refused(".allow self", "you are the owner; you need no permission"),
+    refused(".allow me", "you are the owner; you need no permission"),
     refused(".allow @storyflow_owner", "you are the owner; you need no permission"),
     # .watch / .unwatch (shapes refused before any account is looked up)
     refused(".watch a", "which stories?"),
@@ -865,22 +865,6 @@ GROUPS: dict[str, list[Case]] = {
 }
 
 
-def _gap(case: Case, reason: str, case_id: str) -> Any:
-    return pytest.param(case, id=case_id, marks=pytest.mark.xfail(strict=True, reason=reason))
-
-
-_ALLOW_ME = (
-    "regression of the whole_number / username fix: storyflow/telegram/_gateway.py Gateway.resolve_user now "
-    "refuses every name that is no number and does not match _USERNAME ([A-Za-z][A-Za-z0-9_]{3,31}), and 'me' has "
-    "two letters, so '.allow me' answers \"'me' is neither a @username nor a numeric id\" instead of 'you are the "
-    "owner; you need no permission' (it did before; '.allow self' still does, being four letters). Gateway._resolve "
-    "lets 'me'/'self' through before the same check; resolve_user does not. Fix: in resolve_user, resolve 'me' and "
-    "'self' (any case) to the account itself before the username check."
-)
-
-KNOWN_GAPS = [
-    _gap(refused(".allow me", "you are the owner; you need no permission"), _ALLOW_ME, "allow-me-refused-as-username"),
-]
 
 
 # -- the rig: a userbot that can neither resolve a name nor start a process ---------------------------------
@@ -1088,14 +1072,6 @@ async def test_hostile_input_is_refused_before_anything_runs(
 ) -> None:
     async with hostile_userbot(telegram, tmp_path, monkeypatch) as rig:
         await rig.run_all(GROUPS[group])
-
-
-@pytest.mark.parametrize("case", KNOWN_GAPS)
-async def test_known_gap(
-    case: Case, telegram: LoopbackTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async with hostile_userbot(telegram, tmp_path, monkeypatch) as rig:
-        await rig.run_all([case])
 
 
 async def test_a_message_over_telegrams_limit_never_reaches_the_userbot(

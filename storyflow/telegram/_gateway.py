@@ -473,6 +473,8 @@ class Gateway:
     async def resolve_user(self, who: str) -> tuple[int, str]:
         """``@username`` or a numeric id → (user id, display name)."""
         name = who.lstrip("@")
+        if name.lower() in ("me", "self"):
+            return self.me.user_id, self.me.name
         number = whole_number(name, lowest=-TELEGRAM_ID_MAX, highest=TELEGRAM_ID_MAX)
         if number is None and not _USERNAME.fullmatch(name):
             raise PeerNotFound(f"{name[:40]!r} is neither a @username nor a numeric id")
