@@ -95,3 +95,25 @@ async def test_signal_stops_run_within_seconds_and_the_job_resumes(
                 await process.wait()
         assert posted.media is not None
         assert job_states(database) == ["done"]
+
+
+async def test_sigterm_stops_run_even_when_telegram_is_gone(tmp_path: Path) -> None:
+    from storyflow.testing.telegram import open_loopback_telegram
+
+    output = tmp_path / "run.log"
+    with output.open("wb") as log:
+        async with trio.open_nursery() as nursery:
+            async with open_loopback_telegram() as telegram:
+                config = write_config(tmp_path, telegram)
+                process: trio.Process = await nursery.start(partial(
+                    trio.run_process, [sys.executable, "-m", "storyflow", "run"], env=run_env(config),
+                    stdout=log, stderr=subprocess.STDOUT, check=False, start_new_session=True,
+                ))
+                async with open_client(telegram, telegram.owner, new_device=True) as phone:
+                    await until_it_answers(telegram, phone)
+            # The server is gone: Telethon is reconnecting for as long as it takes.
+            await trio.sleep(3)
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(5):
+                await process.wait()
+    assert process.returncode == 0, output.read_text()[-2000:]

@@ -86,6 +86,8 @@ _USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
 # Flood waits up to this long are waited out inside a call (answers to commands, stories, lookups). Sends of a job's
 # media wait however long Telegram says (the job can be cancelled meanwhile); edits and parts never wait here.
 FLOOD_WAIT_LIMIT_SECONDS = 300.0
+# Shutdown must finish within seconds (SIGTERM → exit in < 5 s), so a disconnect that hangs is abandoned.
+DISCONNECT_GRACE_SECONDS = 2.0
 
 
 # -- Telethon settings ------------------------------------------------------------------------------------
@@ -635,6 +637,15 @@ class Gateway:
         )
 
 
+async def _disconnect(disconnect_aio: Callable[[], Awaitable[None]], loop: Any) -> None:
+    """Disconnect, but never hold up a shutdown: with Telegram unreachable, Telethon's disconnect can wait on a
+    reconnect loop that never ends (``connection_retries=-1``)."""
+    with trio.move_on_after(DISCONNECT_GRACE_SECONDS) as gave_up:
+        await trio_asyncio.aio_as_trio(disconnect_aio, loop=loop)()
+    if gave_up.cancelled_caught:
+        log.warning("Telegram did not let go within %g s; leaving anyway", DISCONNECT_GRACE_SECONDS)
+
+
 def _read_tl(data: bytes) -> TLObject:
     from telethon.extensions import BinaryReader
 
@@ -714,8 +725,8 @@ async def open_gateway(settings: GatewaySettings) -> AsyncIterator[Gateway]:
         finally:
             with trio.CancelScope(shield=True):
                 if upload_sender is not None:
-                    await trio_asyncio.aio_as_trio(upload_sender.disconnect, loop=loop)()
-                await trio_asyncio.aio_as_trio(client.disconnect, loop=loop)()
+                    await _disconnect(upload_sender.disconnect, loop)
+                await _disconnect(client.disconnect, loop)
 
 
 # -- first login --------------------------------------------------------------------------------------------
