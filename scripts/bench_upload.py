@@ -28,9 +28,10 @@ import trio
 import trio_asyncio
 from telethon import TelegramClient
 from telethon.sessions import StringSession
+from telethon.tl.core import GzipPacked
 
-from storyflow.testing._processes import start_telegram_process
-
+# Importing storyflow patches Telethon (no gzip attempt for file parts), so the stock side's process must never import
+# it: storyflow is imported inside the functions that need it.
 if TYPE_CHECKING:
     from storyflow.telegram import PartsInFlight
 
@@ -50,6 +51,8 @@ def rss_bytes() -> int:
 
 
 async def stock_send_file(session: str, path: Path) -> tuple[float, float]:
+    if "storyflow" in sys.modules or GzipPacked.gzip_if_smaller.__module__ != GzipPacked.__module__:
+        raise RuntimeError("the stock side must run Telethon as shipped, without StoryFlow's patches")
     TelegramClient._config = None
     async with trio_asyncio.open_loop():
         client = TelegramClient(StringSession(session), 1, "loopback-hash")  # Telethon's defaults, as users run it
@@ -96,6 +99,8 @@ def run_side(side: str, session: str, path: Path, parts_in_flight: int) -> tuple
 
 
 async def compare(path: Path, size: int, delay_ms: float, parts_in_flight: int) -> tuple[float, float]:
+    from storyflow.testing._processes import start_telegram_process
+
     size_mb = size / 1e6
     async with trio.open_nursery() as nursery:
         server = await start_telegram_process(
@@ -119,6 +124,7 @@ async def big_upload_child(size: int, parts_in_flight: int) -> None:
     """Runs in a child process: upload a sparse ``size``-byte file, print idle and peak RSS."""
     from storyflow.telegram import PartsInFlight
     from storyflow.telegram._gateway import GatewaySettings, open_gateway
+    from storyflow.testing._processes import start_telegram_process
 
     with tempfile.TemporaryDirectory(prefix="storyflow-bench-") as temp:
         path = Path(temp) / "big.bin"
