@@ -17,6 +17,7 @@ from storyflow.cookies import JobCookies, login_hint, site_by_name
 from storyflow.download import JobUpdated, open_engine
 from storyflow.jobs import JobRequest, JobState, JobStore
 from storyflow.testing._httpserver import MediaServer
+from storyflow.testing.telegram import open_client
 
 from .conftest import BotRig, CollectingDelivery, engine_settings
 
@@ -71,7 +72,7 @@ async def test_cookies_set_list_and_delete(bot: BotRig, tmp_path: Path, caplog: 
         (cookies_txt(session=False), "sessionid"),
         (cookies_txt(expires=int(time.time()) - 3600), "expired"),
         (b'[{"domain": ".instagram.com", "name": "sessionid", "value": "x"}]', "Netscape"),
-        (b"\x00\x01\x02binary", ""),
+        (b"\x00\x01\x02binary", "binary"),
     ],
 )
 async def test_unusable_cookies_are_refused_and_still_removed(
@@ -88,7 +89,12 @@ async def test_unusable_cookies_are_refused_and_still_removed(
 async def test_oversize_and_misused_cookie_commands(bot: BotRig, tmp_path: Path) -> None:
     big = await send_file(bot, tmp_path, b"# Netscape HTTP Cookie File\n" + b"#" * 600_000)
     answer = await bot.answer(await reply(bot, big, ".cookies set instagram"))
-    assert answer.text.startswith("❌") and "limit" in answer.text
+    assert answer.text.startswith("❌") and "limit" in answer.text and "was deleted" in answer.text
+    assert bot.server.message(big).deleted  # too big to read, still a secret
+    note = await bot.type("not a file")
+    answer = await bot.answer(await reply(bot, note, ".cookies set instagram"))
+    assert "no file attached" in answer.text
+    assert not bot.server.message(note).deleted  # nothing secret in it: left alone
     for text, expected in {".cookies set instagram": "reply with this", ".cookies set myspace": "myspace",
                            ".cookies frob": "usage"}.items():
         assert expected in (await bot.answer(await bot.type(text))).text
@@ -143,3 +149,29 @@ async def test_job_cookies_pick_the_site_of_the_url(tmp_path: Path) -> None:
     hint = login_hint(".")("https://www.instagram.com/stories/jane.doe/")
     assert hint is not None and ".cookies set instagram" in hint
     assert login_hint(".")("https://example.com/x") is None
+
+
+async def test_an_allowed_user_sets_only_cookies_they_sent_themselves(bot: BotRig, tmp_path: Path) -> None:
+    telegram = bot.server
+    await bot.answer(await bot.type(".allow @storyflow_friend"))
+    path = tmp_path / "cookies.txt"
+    path.write_bytes(cookies_txt())
+    # The owner's file in the chat with the friend: the friend cannot make the owner's account delete it, nor
+    # adopt it as their own login.
+    owners_file = await aio_as_trio(bot.phone.send_file)("storyflow_friend", str(path), force_document=True)
+    attempt = telegram.send_message(telegram.friend, telegram.owner, ".cookies set instagram", reply_to=owners_file.id)
+    answer = await bot.answer(attempt.id)
+    assert answer.text.startswith("❌") and "you sent yourself" in answer.text, answer.text
+    assert not telegram.message(owners_file.id).deleted
+    cookies_dir = bot.config.paths.data_dir / "cookies"
+    assert not (cookies_dir / str(telegram.friend.user_id)).exists()
+    # A file of the friend's own: saved for the friend alone, and removed from the chat by the owner's account.
+    async with open_client(telegram, telegram.friend) as friend_phone:
+        friends_file = await aio_as_trio(friend_phone.send_file)("storyflow_owner", str(path), force_document=True)
+    attempt = telegram.send_message(telegram.friend, telegram.owner, ".cookies set instagram",
+                                    reply_to=friends_file.id)
+    answer = await bot.answer(attempt.id)
+    assert answer.text.startswith("🍪 saved"), answer.text
+    assert telegram.message(friends_file.id).deleted
+    assert (cookies_dir / str(telegram.friend.user_id) / "instagram.txt").exists()
+    assert not (cookies_dir / str(telegram.owner.user_id)).exists()

@@ -17,6 +17,8 @@ import trio
 from .._errors import (
     InputError,
     JobRefused,
+    MediaRejected,
+    NetworkError,
     PeerNotFound,
     ReferenceExpired,
     StoryFlowError,
@@ -50,6 +52,7 @@ from ._watch import WATCHABLE, Found, Watcher, finished_watch_jobs, telegram_fou
 log = logging.getLogger("storyflow.bot")
 
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
+SNAPCHAT_DEADLINE_SECONDS = 60.0
 
 
 class ChatPort(Protocol):
@@ -203,10 +206,17 @@ class Userbot:
             await spec.handler(self, message, command.args, role)
         except StoryFlowError as exc:
             log.info("command in chat %d refused: %s", message.chat_id, exc.message)
-            try:
-                await self.reply(message, f"❌ {escape(exc.user_text())}")
-            except StoryFlowError as reply_error:
-                log.warning("could not answer in chat %d: %s", message.chat_id, reply_error.message)
+            await self._answer_quietly(message, f"❌ {escape(exc.user_text())}")
+        except Exception:
+            # One command's bug must not take the userbot (and every other chat's jobs) down with it.
+            log.exception("command in chat %d failed unexpectedly", message.chat_id)
+            await self._answer_quietly(message, "❌ internal error: the command failed; the log has the details")
+
+    async def _answer_quietly(self, message: Incoming, text_html: str) -> None:
+        try:
+            await self.reply(message, text_html)
+        except StoryFlowError as reply_error:
+            log.warning("could not answer in chat %d: %s", message.chat_id, reply_error.message)
 
     async def reply(self, message: Incoming, text_html: str) -> int:
         return await self.telegram.send_text(message.chat_id, text_html, reply_to=message.message_id)
@@ -335,7 +345,14 @@ class Userbot:
 
         if self.http is None:
             raise StoryFlowError("Snapchat is not available in this run")
-        story = await fetch_snapchat_stories(self.http, user, base_url=self.snapchat_base_url, highlights=highlights)
+        # httpx's timeouts are per read; a page that trickles in forever would still hold the command (or every
+        # watch, which are checked one after another) without an overall deadline.
+        with trio.move_on_after(SNAPCHAT_DEADLINE_SECONDS) as too_slow:
+            story = await fetch_snapchat_stories(self.http, user, base_url=self.snapchat_base_url,
+                                                 highlights=highlights)
+        if too_slow.cancelled_caught:
+            raise NetworkError(f"Snapchat did not send the story page of {user} within "
+                               f"{SNAPCHAT_DEADLINE_SECONDS:g} s")
         page = f"{self.snapchat_base_url.rstrip('/')}/s/{user}"
         display = story.display_name or user
         snaps = story.snaps[: self.engine.settings.max_items]
@@ -451,7 +468,7 @@ class Userbot:
             return
         verb = args[0].lower()
         if verb == "set" and len(args) == 2:
-            await self._set_cookies(message, user, site_by_name(args[1]))
+            await self._set_cookies(message, user, site_by_name(args[1]), role)
             return
         if verb in ("del", "delete", "rm") and len(args) == 2:
             if args[1].lower() == "all":
@@ -467,34 +484,49 @@ class Userbot:
             f" | {self.prefix}cookies del <site|all>"
         )
 
-    async def _set_cookies(self, message: Incoming, user: int, site: Site) -> None:
+    async def _set_cookies(self, message: Incoming, user: int, site: Site, role: Role) -> None:
         assert self.cookies is not None and self.private_dir is not None
         if message.reply_to is None:
             raise UsageError("reply with this to the message that has the cookies.txt",
                              hint="export cookies in Netscape format, send the file, then reply to it")
+        # Only the owner's account can delete the file for everyone; an allowed user must not be able to make it
+        # delete (or adopt as their login) a file somebody else sent.
+        sender = await self.telegram.message_sender(message.chat_id, message.reply_to)
+        if sender is None:
+            raise UsageError("the message you replied to is gone", hint="send the cookies.txt again and reply to it")
+        if role is not Role.OWNER and sender[0] != user:
+            raise UsageError("reply to a cookies.txt you sent yourself")
         temporary = self.private_dir / f"cookies-{random_id() & 0xFFFFFFFF:08x}.txt"
         try:
             await self.telegram.download_document(
                 message.chat_id, message.reply_to, temporary, max_bytes=MAX_COOKIES_FILE_BYTES
             )
             data = await trio.Path(temporary).read_bytes()
+        except MediaRejected as exc:
+            # A file too large to read is still a secret in the chat.
+            await self._reply_without_secret(message, f"❌ {escape(exc.user_text())}")
+            return
         finally:
             with trio.CancelScope(shield=True):
                 await trio.Path(temporary).unlink(missing_ok=True)
-        # The file is a secret either way: it leaves the chat whether or not it was usable.
+        try:
+            summary = parse_cookies_file(data, site)
+        except CookiesInvalid as exc:
+            await self._reply_without_secret(message, f"❌ {escape(exc.user_text())}")
+            return
+        await self.cookies.save(user, summary)
+        await self._reply_without_secret(message, f"🍪 saved — {escape(describe(summary))}")
+
+    async def _reply_without_secret(self, message: Incoming, text_html: str) -> None:
+        """Answer a `.cookies set`, deleting the message with the file first: usable or not, it is a secret."""
+        assert message.reply_to is not None
         try:
             await self.telegram.delete_messages(message.chat_id, [message.reply_to])
             removed = "; the message with the file was deleted"
         except StoryFlowError as exc:
             log.warning("could not delete the cookies message in chat %d: %s", message.chat_id, exc.message)
             removed = "; ⚠️ delete the message with the file yourself, StoryFlow could not"
-        try:
-            summary = parse_cookies_file(data, site)
-        except CookiesInvalid as exc:
-            await self.reply(message, f"❌ {escape(exc.user_text())}{removed}")
-            return
-        await self.cookies.save(user, summary)
-        await self.reply(message, f"🍪 saved — {escape(describe(summary))}{removed}")
+        await self.reply(message, text_html + removed)
 
     async def cmd_queue(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
         mine = self._owner_filter(message, role)

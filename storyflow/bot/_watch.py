@@ -98,6 +98,11 @@ class Watcher:
         except StoryFlowError as exc:
             error = exc.user_text()
             log.info("watch %d failed: %s", watch.id, exc.message)
+        except Exception:
+            # A bug in one site's check must not stop every other watch (or the userbot).
+            failures = watch.failures + 1
+            error = "internal error while checking (see the log)"
+            log.exception("watch %d: the check failed unexpectedly", watch.id)
         next_check = self.next_time(after=time.time(), failures=failures)
         await self.store.watch_checked(watch.id, next_check=next_check, found_new=found_new, error=error,
                                        failures=failures)

@@ -460,11 +460,14 @@ class JobStore:
         await self._run(update)
 
     async def take_new_stories(self, watch_id: int, stories: list[str]) -> list[str]:
-        """Which of ``stories`` this watch has not taken yet; those are taken now (one transaction)."""
+        """Which of ``stories`` this watch has not taken yet; those are taken now (one transaction). None for a
+        watch removed meanwhile (`.unwatch` during its check)."""
 
         def take() -> list[str]:
             now = time.time()
             with self._db:
+                if self._db.execute("SELECT 1 FROM watches WHERE id = ?", (watch_id,)).fetchone() is None:
+                    return []
                 seen = {
                     r["story"] for r in self._db.execute("SELECT story FROM seen_stories WHERE watch_id = ?",
                                                          (watch_id,))

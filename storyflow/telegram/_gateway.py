@@ -48,6 +48,7 @@ from .._errors import (
     ChatUnavailable,
     DuplicateSend,
     FloodWait,
+    InputError,
     MediaRejected,
     MessageGone,
     NotAuthorized,
@@ -515,7 +516,7 @@ class Gateway:
         message = found[0] if isinstance(found, list) and found else found
         document = getattr(message, "document", None) if message is not None else None
         if not isinstance(document, types.Document):
-            raise MediaRejected("that message has no file attached", hint="reply to the message with the file")
+            raise InputError("that message has no file attached", hint="reply to the message with the file")
         if document.size > max_bytes:
             raise MediaRejected(f"the file is {document.size} bytes; the limit is {max_bytes}")
         handle = await trio.open_file(destination, "wb")
