@@ -80,3 +80,13 @@ async def test_database_is_in_wal_mode(tmp_path: Path) -> None:
         pass
     with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_stories_seen_by_a_watch_removed_during_its_check_are_dropped(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "jobs.sqlite3") as store:
+        watch = await store.add_watch(owner=1, site="snapchat", account="jane", chat_id=1, next_check=0.0)
+        assert await store.take_new_stories(watch.id, ["a", "b"]) == ["a", "b"]
+        assert await store.take_new_stories(watch.id, ["a", "b", "c"]) == ["c"]
+        # `.unwatch` lands while a check is still listing the account: its result is dropped, without an error.
+        assert await store.remove_watch(watch.id)
+        assert await store.take_new_stories(watch.id, ["d"]) == []

@@ -4,8 +4,11 @@ from the loopback media server, commands typed by the owner's phone, a friend an
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
+import attrs
+import pytest
 import trio
 from telethon.tl import types
 from trio_asyncio import aio_as_trio
@@ -43,6 +46,24 @@ async def test_ping_answers(bot: BotRig) -> None:
     command = await bot.type(".ping")
     answer = await bot.answer(command)
     assert answer.text.startswith("🏓 pong")
+
+
+async def test_a_command_that_breaks_is_answered_and_the_userbot_goes_on(
+    bot: BotRig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from storyflow.bot import _commands
+
+    caplog.set_level(logging.ERROR, logger="storyflow.bot")
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("a bug in a command handler")
+
+    monkeypatch.setitem(_commands.COMMANDS, "stats", attrs.evolve(_commands.COMMANDS["stats"], handler=broken))
+    answer = await bot.answer(await bot.type(".stats"))
+    assert answer.text.startswith("❌ internal error"), answer.text
+    assert "a bug in a command handler" not in answer.text  # details go to the log, not the chat
+    assert any(r.exc_info and "a bug in a command handler" in str(r.exc_info[1]) for r in caplog.records)
+    assert (await bot.answer(await bot.type(".ping"))).text.startswith("🏓 pong")
 
 
 async def test_stranger_gets_nothing(bot: BotRig, telegram: LoopbackTelegram, site: MediaServer) -> None:
