@@ -157,6 +157,12 @@ async def test_repeat_url_is_answered_from_telegrams_copy(bot: BotRig, site: Med
     audio = await bot.type(f".dl {site.url('/clip.mp4')} 480p")
     assert (await bot.final_status(audio)).text.startswith("✅")
     assert site.request_count("/clip.mp4") == 2
+    # Another user is another job too: what the owner fetched (perhaps with the owner's cookies) is not theirs.
+    await bot.answer(await bot.type(".allow @storyflow_friend"))
+    telegram = bot.server
+    asked = telegram.send_message(telegram.friend, telegram.owner, f".dl {site.url('/clip.mp4')}")
+    assert (await bot.final_status(asked.id)).text.startswith("✅")
+    assert site.request_count("/clip.mp4") == 3
 
 
 async def test_expired_reference_is_refreshed_from_the_old_message(bot: BotRig, site: MediaServer) -> None:

@@ -37,7 +37,7 @@ from ..cookies import (
     site_by_name,
 )
 from ..download import Engine, JobUpdated
-from ..jobs import Job, JobOptions, JobRequest, JobState, JobStore, Origin, StoryLabel, Watch
+from ..jobs import FileState, Job, JobOptions, JobRequest, JobState, JobStore, Origin, StoryLabel, Watch
 from ..telegram import CachedItem, Incoming, Me, OutgoingMedia, PartsInFlight, SentMedia, TelegramDelivery
 from ..telegram._stories import story_url
 from ..telegram._text import cut, escape, fit_lines
@@ -90,8 +90,9 @@ class _Spec:
     owner_only: bool = False
 
 
-def cache_key(urls: Sequence[str], options: JobOptions) -> str:
-    payload = json.dumps({"urls": list(urls), "options": options.to_json()}, sort_keys=True)
+def cache_key(urls: Sequence[str], options: JobOptions, requester: int) -> str:
+    """Per requester: what one user fetched with their own cookies (a private post) is not another user's to get."""
+    payload = json.dumps({"urls": list(urls), "options": options.to_json(), "requester": requester}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -177,8 +178,10 @@ class Userbot:
     async def _remember_results(self, finished: trio.MemoryReceiveChannel[Job]) -> None:
         async for job in finished:
             items = self.delivery.sent.pop(job.id, [])
-            if job.state is JobState.DONE and not job.error and items and job.origin.chat_id is not None:
-                key = cache_key(job.urls, job.options)
+            # Only a complete answer is worth repeating: a job with a file that never arrived is downloaded again.
+            complete = all(f.state is FileState.DELIVERED for f in job.files)
+            if job.state is JobState.DONE and not job.error and complete and items and job.origin.chat_id is not None:
+                key = cache_key(job.urls, job.options, job.owner)
                 await self.store.cache_send(key, job.origin.chat_id, [item.to_json() for item in items])
 
     # -- dispatch -----------------------------------------------------------------------------------------
@@ -235,7 +238,7 @@ class Userbot:
     async def _download(self, message: Incoming, words: tuple[str, ...], role: Role) -> None:
         args = parse_download(words, max_urls=self.settings.max_urls)
         urls = await self.engine.validate(args.urls)
-        if await self._send_cached(message, urls, args.options):
+        if await self._send_cached(message, urls, args.options, args.dropped):
             return
         job = await self._start_job(message, JobRequest(urls, self.requester(message), args.options))
         if job is not None and args.dropped:
@@ -258,9 +261,9 @@ class Userbot:
             self.tracker.board.show(message.chat_id, status_id, f"❌ {escape(exc.user_text())}", final=True)
             return None
 
-    async def _send_cached(self, message: Incoming, urls: tuple[str, ...], options: JobOptions) -> bool:
+    async def _send_cached(self, message: Incoming, urls: tuple[str, ...], options: JobOptions, dropped: int) -> bool:
         """Answer from Telegram's stored copies of an earlier identical job; False if a download is needed."""
-        key = cache_key(urls, options)
+        key = cache_key(urls, options, self.requester(message))
         cached = await self.store.cached_send(key)
         if cached is None:
             return False
@@ -276,8 +279,9 @@ class Userbot:
             log.info("cached copy refused (%s); downloading again", exc.message)
             await self.store.forget_cached_send(key)
             return False
+        ignored = f"\nonly the first {len(urls)} links were taken ({dropped} more ignored)" if dropped else ""
         await self.reply(message, f"♻️ sent {len(items)} file{'s' if len(items) != 1 else ''} again"
-                                  " from Telegram's copy (no download)")
+                                  f" from Telegram's copy (no download){ignored}")
         return True
 
     async def _refreshed(self, chat_id: int, items: list[CachedItem]) -> list[CachedItem]:
