@@ -83,3 +83,22 @@ async def test_an_allowed_chat_lets_its_members_in_but_not_elsewhere(
         refusal = [m for m in telegram.all_messages() if m.reply_to == admin.id]
         assert replies_to(telegram, [outside]) == []
         assert [m.text for m in refusal] == ["only the owner can use .allow"]
+
+
+async def test_allow_and_deny_by_the_id_of_a_user_never_met(
+    telegram: LoopbackTelegram, tmp_path: Path, site: MediaServer
+) -> None:
+    stranger = telegram.stranger.user_id
+    async with running_userbot(telegram, userbot_config(tmp_path, telegram)) as bot:
+        # This session has never seen the stranger: Telethon cannot look the id up, and needs not to.
+        allowed = await bot.answer(await bot.type(f".allow {stranger}"))
+        assert allowed.text.startswith("✅") and str(stranger) in allowed.text, allowed.text
+        ping = telegram.send_message(telegram.stranger, telegram.owner, ".ping")
+        with trio.fail_after(30):
+            answer = await telegram.wait_for_message(lambda m: m.reply_to == ping.id)
+        assert answer.text.startswith("🏓")
+        denied = await bot.answer(await bot.type(f".deny {stranger}"))
+        assert "may no longer use StoryFlow" in denied.text, denied.text
+        ignored = telegram.send_message(telegram.stranger, telegram.owner, ".ping")
+        await settled(bot)
+        assert replies_to(telegram, [ignored]) == []

@@ -621,7 +621,15 @@ class Userbot:
         if len(args) > 1:
             raise UsageError(f"usage: {self.prefix}allow @user | id | chat (or reply to their message)")
         if args:
-            user_id, name = await self.telegram.resolve_user(args[0])
+            try:
+                user_id, name = await self.telegram.resolve_user(args[0])
+            except PeerNotFound:
+                # Access needs only the id: a user this session has never met (its entity cache is empty after a
+                # restart) is still allowed or denied by the id `.allowed` shows.
+                user_id = whole_number(args[0], lowest=1, highest=TELEGRAM_ID_MAX) or 0
+                if not user_id:
+                    raise
+                return "user", user_id, ""
             return "user", user_id, name
         if message.reply_to is not None:
             sender = await self.telegram.message_sender(message.chat_id, message.reply_to)
