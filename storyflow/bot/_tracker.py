@@ -121,12 +121,14 @@ class StatusTracker:
 
     def show(self, view: JobView) -> None:
         origin = view.job.origin
+        final = view.job.finished
+        if final:
+            # Every finished job's view goes, status message or not (watch jobs have none): months of watching
+            # must not pile them up.
+            self.views.pop(view.job.id, None)
         if origin.chat_id is None or origin.status_message_id is None:
             return
-        final = view.job.finished
         self.board.show(origin.chat_id, origin.status_message_id, view.render(), final=final)
-        if final:
-            self.views.pop(view.job.id, None)
 
     def on_engine(self, event: EngineEvent) -> None:
         match event:
