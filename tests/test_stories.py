@@ -12,7 +12,8 @@ import trio
 
 from storyflow.bot._parse import UsageError
 from storyflow.bot._stories import StoryTarget, parse_story_target
-from storyflow.jobs import Job, JobRequest, JobStore, StoryLabel, Watch
+from storyflow.bot._watch import Found, Watcher
+from storyflow.jobs import FileState, Job, JobRequest, JobState, JobStore, MediaKind, StoryLabel, Watch
 from storyflow.testing._httpserver import MediaServer
 from storyflow.testing.telegram import LoopbackTelegram
 
@@ -220,3 +221,100 @@ async def test_rate_limited_checks_back_off_and_recover(store: JobStore) -> None
     assert current.failures == 0 and current.last_error is None and current.last_new is not None
     assert [r.urls for r in submitted] == [("https://cdn.example/a.jpg",)]
     assert submitted[0].options.watch == watch.id
+
+
+async def finish(store: JobStore, job: Job, state: JobState, files: dict[str, FileState], error: str | None = None
+                 ) -> Job:
+    """Play a job to its end: one file per link in ``files`` with that delivery state."""
+    await store.set_state(job.id, JobState.DOWNLOADING)
+    for index, (url, file_state) in enumerate(files.items()):
+        added = await store.add_file(job.id, path=f"{index}.jpg", name=f"{index}.jpg", size=1, sha256=str(index),
+                                     kind=MediaKind.PHOTO, source_url=url)
+        await store.set_file_state(job.id, added.index, file_state)
+    if state is JobState.DONE:
+        await store.set_state(job.id, JobState.DELIVERING)
+    await store.set_state(job.id, state, error=error)
+    ended = await store.get_job(job.id)
+    assert ended is not None
+    return ended
+
+
+async def end_jobs(watcher: Watcher, jobs: list[Job]) -> None:
+    send, receive = trio.open_memory_channel[Job](len(jobs))
+    with send:
+        for job in jobs:
+            send.send_nowait(job)
+    await watcher.job_ended(receive)
+
+
+async def test_a_story_that_did_not_arrive_is_taken_again_and_one_that_did_never(store: JobStore) -> None:
+    urls = {"https://cdn.example/a.jpg": "a", "https://cdn.example/b.jpg": "b", "https://cdn.example/c.jpg": "c"}
+    submitted: list[Job] = []
+
+    async def lister(watch: Watch) -> Found:
+        return Found(labels={url: StoryLabel("alice") for url in urls}, ids=dict(urls))
+
+    async def submit(request: JobRequest, internal: bool) -> Job:
+        submitted.append(await store.add_job(request))
+        return submitted[-1]
+
+    watcher = Watcher(store, lister, submit, interval=100.0, jitter=0.0)
+    watch = await store.add_watch(1, "snapchat", "alice", 1, next_check=0)
+    await watcher.check(watch)
+    [first] = submitted
+    assert first.urls == tuple(urls)
+    # a arrived; b's upload failed; c's download failed (no file at all): the job still ends done.
+    await end_jobs(watcher, [await finish(store, first, JobState.DONE, {
+        "https://cdn.example/a.jpg": FileState.DELIVERED, "https://cdn.example/b.jpg": FileState.FAILED,
+    }, error="1 of 3 links failed")])
+    await watcher.check(watch)
+    assert submitted[1].urls == ("https://cdn.example/b.jpg", "https://cdn.example/c.jpg")
+    await end_jobs(watcher, [await finish(store, submitted[1], JobState.DONE, {
+        "https://cdn.example/b.jpg": FileState.DELIVERED, "https://cdn.example/c.jpg": FileState.DELIVERED,
+    })])
+    await watcher.check(watch)
+    assert len(submitted) == 2  # everything arrived once: nothing more
+
+
+async def test_stories_taken_by_a_check_that_died_before_queueing_are_taken_again(store: JobStore) -> None:
+    watch = await store.add_watch(1, "telegram", "alice", 1, next_check=0)
+    assert await store.take_new_stories(watch.id, ["1", "2"]) == ["1", "2"]
+    job = await store.add_job(JobRequest(("https://cdn.example/1.jpg",), 1))
+    await store.assign_stories(watch.id, {"1": "https://cdn.example/1.jpg"}, job.id)
+    # kill -9 here would leave "2" taken by no job; the next start releases exactly that one.
+    assert await store.release_unassigned_stories() == 1
+    assert await store.take_new_stories(watch.id, ["1", "2"]) == ["2"]
+
+
+async def test_a_web_watch_learns_from_its_jobs(store: JobStore) -> None:
+    page = "https://www.instagram.com/stories/alice/"
+    submitted: list[Job] = []
+
+    async def lister(watch: Watch) -> Found:
+        return Found(page=page)
+
+    async def submit(request: JobRequest, internal: bool) -> Job:
+        submitted.append(await store.add_job(request))
+        return submitted[-1]
+
+    watcher = Watcher(store, lister, submit, interval=100.0, jitter=0.0)
+    watch = await store.add_watch(1, "instagram", "alice", 1, next_check=0)
+    await watcher.check(watch)
+    await watcher.check((await store.watches())[0])
+    assert len(submitted) == 1  # the first job has not ended: no second one piles up behind it
+    # It fails (say, the cookies expired): the error shows in `.watch`, and checks back off.
+    before = time.time()
+    await end_jobs(watcher, [await finish(store, submitted[0], JobState.FAILED, {}, error="login required")])
+    [current] = await store.watches()
+    assert current.failures == 1 and current.last_error == "login required"
+    assert current.next_check - before >= 200 - 1  # doubled
+    await watcher.check(current)
+    [current] = await store.watches()
+    assert current.failures == 1 and current.next_check - time.time() >= 200 - 1  # still backing off
+    # The next job finds a new story and posts it: a new story, no error, no backoff.
+    await end_jobs(watcher, [await finish(store, submitted[1], JobState.DONE, {page: FileState.DELIVERED})])
+    [current] = await store.watches()
+    assert current.failures == 0 and current.last_error is None and current.last_new is not None
+    await watcher.check(current)
+    [current] = await store.watches()
+    assert len(submitted) == 3 and current.next_check - time.time() <= 100 + 1

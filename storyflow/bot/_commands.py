@@ -166,7 +166,7 @@ class Userbot:
                 nursery.start_soon(self._remember_results, finished_receive)
                 if self.watcher is not None:
                     nursery.start_soon(self.watcher.run)
-                    nursery.start_soon(self.watcher.release_failed, watch_receive)
+                    nursery.start_soon(self.watcher.job_ended, watch_receive)
                 async with incoming:
                     async for message in incoming:
                         nursery.start_soon(self.handle, message)

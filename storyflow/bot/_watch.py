@@ -20,13 +20,15 @@ import trio
 
 from .._errors import DownloadError, FloodWait, JobRefused, RateLimited, StoryFlowError
 from ..download import JobUpdated
-from ..jobs import Job, JobOptions, JobRequest, JobState, JobStore, Origin, StoryLabel, Watch
+from ..jobs import FileState, Job, JobOptions, JobRequest, JobState, JobStore, Origin, StoryLabel, Watch
 from ..telegram._stories import story_url
 
 log = logging.getLogger("storyflow.watch")
 
 MAX_BACKOFF_SECONDS = 6 * 3600.0
 WATCHABLE = ("telegram", "snapchat", "instagram", "tiktok", "x")
+# Checked by a job of their own on the account's page (gallery-dl / yt-dlp with a per-watch archive).
+PAGE_SITES = ("instagram", "tiktok", "x")
 
 
 @attrs.frozen
@@ -54,6 +56,8 @@ class Watcher:
     jitter: float
     checks: int = attrs.field(init=False, default=0)
     _wake: trio.Event = attrs.field(init=False, factory=trio.Event)
+    # Web watches whose page job has not ended yet: no second job piles up behind a slow or failing one.
+    _page_jobs: set[int] = attrs.field(init=False, factory=set)
     _checked: trio.Event = attrs.field(init=False, factory=trio.Event)
 
     def next_time(self, *, after: float, failures: int = 0) -> float:
@@ -72,6 +76,8 @@ class Watcher:
             await self._checked.wait()
 
     async def run(self) -> None:
+        if released := await self.store.release_unassigned_stories():
+            log.info("%d stories taken by a check that never queued them will be taken again", released)
         while True:
             watches = await self.store.watches()
             now = time.time()
@@ -91,6 +97,9 @@ class Watcher:
         failures = 0
         try:
             found_new = await self._check(watch)
+            if watch.site in PAGE_SITES:
+                # The check only queued a job; its outcome (job_ended) decides about errors and backoff.
+                failures, error = watch.failures, watch.last_error
         except (FloodWait, RateLimited) as exc:
             failures = watch.failures + 1
             error = exc.user_text()
@@ -115,8 +124,13 @@ class Watcher:
         options = JobOptions(story=True, watch=watch.id)
         origin = Origin(chat_id=watch.chat_id)
         if found.page is not None:
+            if watch.id in self._page_jobs:
+                log.info("watch %d: the previous check's job is still running; not queueing another", watch.id)
+                return False
             # The tool's archive for this watch decides what is new; a job that finds nothing ends quietly.
-            await self.submit(JobRequest((found.page,), watch.owner, options, origin), False)
+            job = await self.submit(JobRequest((found.page,), watch.owner, options, origin), False)
+            self._page_jobs.add(watch.id)
+            log.info("watch %d: job %d looks for new stories", watch.id, job.id)
             return False
         new_ids = await self.store.take_new_stories(watch.id, list(found.ids.values()))
         if not new_ids:
@@ -129,18 +143,39 @@ class Watcher:
         except (JobRefused, DownloadError, StoryFlowError):
             await self.store.release_stories(watch_id=watch.id, stories=new_ids)
             raise
-        await self.store.assign_stories(watch.id, new_ids, job.id)
+        await self.store.assign_stories(watch.id, {found.ids[url]: url for url in labels}, job.id)
         log.info("watch %d: %d new stories, job %d", watch.id, len(new_ids), job.id)
         return True
 
-    async def release_failed(self, jobs: trio.MemoryReceiveChannel[Job]) -> None:
-        """Stories of a watch job that failed or was cancelled are taken again by a later check."""
+    async def job_ended(self, jobs: trio.MemoryReceiveChannel[Job]) -> None:
+        """What a watch job's end means for its watch: stories that did not arrive are taken again by a later
+        check; a web watch's job records whether it found something new, or its error (and backs off)."""
         async for job in jobs:
-            if job.options.watch is not None and job.state in (JobState.FAILED, JobState.CANCELLED):
+            watch_id = job.options.watch
+            if watch_id is None:
+                continue
+            self._page_jobs.discard(watch_id)
+            if job.state is JobState.DONE:
+                delivered = {f.source_url for f in job.files if f.state is FileState.DELIVERED}
+                released = await self.store.release_undelivered_stories(job.id, delivered)
+            else:
                 released = await self.store.release_stories(job_id=job.id)
-                if released:
-                    log.info("watch %d: job %d %s; %d stories will be tried again",
-                             job.options.watch, job.id, job.state, released)
+            if released:
+                log.info("watch %d: job %d %s; %d stories will be tried again", watch_id, job.id, job.state, released)
+            watch = await self.store.get_watch(watch_id)
+            if watch is not None and watch.site in PAGE_SITES:
+                await self._page_job_ended(watch, job)
+
+    async def _page_job_ended(self, watch: Watch, job: Job) -> None:
+        found_new = any(f.state is FileState.DELIVERED for f in job.files)
+        if job.state is JobState.FAILED:
+            failures = watch.failures + 1
+            next_check = max(watch.next_check, self.next_time(after=time.time(), failures=failures))
+            log.info("watch %d: job %d failed (%s); backing off", watch.id, job.id, job.error)
+        else:
+            failures, next_check = 0, watch.next_check
+        await self.store.watch_checked(watch.id, next_check=next_check, found_new=found_new, error=job.error,
+                                       failures=failures, checked_at=watch.last_check)
 
 
 def finished_watch_jobs(send: trio.MemorySendChannel[Job]) -> Callable[[object], None]:

@@ -108,12 +108,14 @@ CREATE TABLE IF NOT EXISTS watches (
     last_error TEXT,
     UNIQUE (site, account, chat_id)
 );
--- Stories a watch has taken (job_id: the job posting them; released if that job fails, so a later check retries).
+-- Stories a watch has taken (job_id: the job posting them, url: the link that job fetches it from; released if
+-- the story did not arrive, so a later check retries).
 CREATE TABLE IF NOT EXISTS seen_stories (
     watch_id INTEGER NOT NULL REFERENCES watches(id) ON DELETE CASCADE,
     story TEXT NOT NULL,
     job_id INTEGER,
     seen_at REAL NOT NULL,
+    url TEXT,
     PRIMARY KEY (watch_id, story)
 );
 CREATE TABLE IF NOT EXISTS sent_cache (
@@ -123,9 +125,11 @@ CREATE TABLE IF NOT EXISTS sent_cache (
     created_at REAL NOT NULL
 );
 """
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 # Columns later versions added to tables that CREATE TABLE IF NOT EXISTS leaves as they were.
-_ADDED_COLUMNS = (("jobs", "labels", "TEXT NOT NULL DEFAULT '{}'"), ("files", "posted_at", "REAL"))
+_ADDED_COLUMNS = (
+    ("jobs", "labels", "TEXT NOT NULL DEFAULT '{}'"), ("files", "posted_at", "REAL"), ("seen_stories", "url", "TEXT"),
+)
 _UNFINISHED = (JobState.QUEUED.value, JobState.DOWNLOADING.value, JobState.DELIVERING.value)
 
 
@@ -438,6 +442,13 @@ class JobStore:
 
         return await self._run(load)
 
+    async def get_watch(self, watch_id: int) -> Watch | None:
+        def load() -> Watch | None:
+            row = self._db.execute("SELECT * FROM watches WHERE id = ?", (watch_id,)).fetchone()
+            return None if row is None else _watch_from_row(row)
+
+        return await self._run(load)
+
     async def remove_watch(self, watch_id: int) -> bool:
         def delete() -> bool:
             with self._db:
@@ -446,15 +457,18 @@ class JobStore:
         return await self._run(delete)
 
     async def watch_checked(
-        self, watch_id: int, *, next_check: float, found_new: bool, error: str | None, failures: int
+        self, watch_id: int, *, next_check: float, found_new: bool, error: str | None, failures: int,
+        checked_at: float | None = None,
     ) -> None:
+        """Record a check (``checked_at``: when, default now) and what it found."""
+
         def update() -> None:
             now = time.time()
             with self._db:
                 self._db.execute(
                     "UPDATE watches SET last_check = ?, next_check = ?, failures = ?, last_error = ?,"
                     " last_new = CASE WHEN ? THEN ? ELSE last_new END WHERE id = ?",
-                    (now, next_check, failures, error, found_new, now, watch_id),
+                    (now if checked_at is None else checked_at, next_check, failures, error, found_new, now, watch_id),
                 )
 
         await self._run(update)
@@ -481,12 +495,14 @@ class JobStore:
 
         return await self._run(take)
 
-    async def assign_stories(self, watch_id: int, stories: list[str], job_id: int) -> None:
+    async def assign_stories(self, watch_id: int, urls: dict[str, str], job_id: int) -> None:
+        """The job that posts these stories, and the link (``urls``: story id → URL) it fetches each from."""
+
         def update() -> None:
             with self._db:
                 self._db.executemany(
-                    "UPDATE seen_stories SET job_id = ? WHERE watch_id = ? AND story = ?",
-                    [(job_id, watch_id, story) for story in stories],
+                    "UPDATE seen_stories SET job_id = ?, url = ? WHERE watch_id = ? AND story = ?",
+                    [(job_id, url, watch_id, story) for story, url in urls.items()],
                 )
 
         await self._run(update)
@@ -503,6 +519,30 @@ class JobStore:
                 return self._db.executemany(
                     "DELETE FROM seen_stories WHERE watch_id = ? AND story = ?", [(watch_id, s) for s in stories]
                 ).rowcount
+
+        return await self._run(delete)
+
+    async def release_undelivered_stories(self, job_id: int, delivered_urls: set[str]) -> int:
+        """After a watch job ended done: forget the stories whose link delivered nothing (a download or an upload
+        that failed), so a later check takes them again. Rows from before links were recorded are kept."""
+
+        def delete() -> int:
+            with self._db:
+                rows = self._db.execute(
+                    "SELECT watch_id, story, url FROM seen_stories WHERE job_id = ? AND url IS NOT NULL", (job_id,)
+                ).fetchall()
+                missing = [(r["watch_id"], r["story"]) for r in rows if r["url"] not in delivered_urls]
+                self._db.executemany("DELETE FROM seen_stories WHERE watch_id = ? AND story = ?", missing)
+                return len(missing)
+
+        return await self._run(delete)
+
+    async def release_unassigned_stories(self) -> int:
+        """Stories taken by a check that never got to queue their job (the process died in between)."""
+
+        def delete() -> int:
+            with self._db:
+                return self._db.execute("DELETE FROM seen_stories WHERE job_id IS NULL").rowcount
 
         return await self._run(delete)
 
