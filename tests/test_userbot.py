@@ -66,6 +66,25 @@ async def test_a_command_that_breaks_is_answered_and_the_userbot_goes_on(
     assert (await bot.answer(await bot.type(".ping"))).text.startswith("🏓 pong")
 
 
+async def test_retry_posts_where_the_job_came_from(bot: BotRig, site: MediaServer, media: MediaFiles) -> None:
+    site.add_status("/later.jpg", 404)
+    command = await bot.type(f".dl {site.url('/later.jpg')}")
+    failed = await bot.final_status(command)
+    assert failed.text.startswith("❌"), failed.text
+    [job] = await bot.running.store.recent_jobs()
+    site.add_file("/later.jpg", media.image)  # it is there now
+    # Retried from another chat (the one with the friend): the answer there says where the results go.
+    elsewhere = await bot.type(f".retry {job.id}", chat="storyflow_friend")
+    note = await bot.answer(elsewhere)
+    assert "retried in the chat it came from" in note.text, note.text
+    final = await bot.answer(command, lambda m: m.media is None and m.id != failed.id and m.text.startswith("✅"))
+    assert "sent 1 file" in final.text, final.text
+    [photo] = bot.media_replies(command)
+    assert photo.media is not None and photo.media.sha256 == hashlib.sha256(media.image.read_bytes()).hexdigest()
+    done = await bot.answer(await bot.type(f".retry {job.id}"))
+    assert "only failed or cancelled jobs" in done.text
+
+
 async def test_stranger_gets_nothing(bot: BotRig, telegram: LoopbackTelegram, site: MediaServer) -> None:
     async with open_client(telegram, telegram.stranger) as stranger:
         sent = await aio_as_trio(stranger.send_message)("storyflow_owner", f".dl {site.url('/clip.mp4')}")

@@ -580,10 +580,19 @@ class Userbot:
         if job.state not in (JobState.FAILED, JobState.CANCELLED):
             raise UsageError(f"#{job_id} is {job.state}; only failed or cancelled jobs can be retried")
         status_text = f"⏳ <b>#{job_id}</b> retrying"
-        status_id = await self.reply(message, status_text)
-        self.tracker.board.known(message.chat_id, status_id, status_text)
+        # The results go where the job was asked for, so its new status message goes there too.
+        chat_id = message.chat_id if job.origin.chat_id is None else job.origin.chat_id
+        if chat_id == message.chat_id:
+            status_id = await self.reply(message, status_text)
+        else:
+            status_id = await self.telegram.send_text(chat_id, status_text, reply_to=job.origin.message_id)
+            await self.reply(message, f"🔁 <b>#{job_id}</b> is retried in the chat it came from")
+        self.tracker.board.known(chat_id, status_id, status_text)
         await self.store.set_status_message(job_id, status_id)
-        await self.engine.retry(job_id, owner=mine)
+        try:
+            await self.engine.retry(job_id, owner=mine)
+        except (JobRefused, InputError) as exc:
+            self.tracker.board.show(chat_id, status_id, f"❌ <b>#{job_id}</b> {escape(exc.user_text())}", final=True)
 
     async def cmd_history(self, message: Incoming, args: tuple[str, ...], role: Role) -> None:
         count = HISTORY_DEFAULT
