@@ -4,13 +4,15 @@
 
 The media server serves at ``--rate-mb`` MB/s (all responses together) and the loopback Telegram's link is limited
 to the same rate, each in its own process; `storyflow run` is a process too, driven by `.dl` typed on the owner's
-phone (this process). Delivered time runs from sending `.dl` until the last media message answering it arrives.
+phone (this process), as a user types it (videos are probed and get thumbnails). Delivered time runs from sending
+`.dl` until the last media message answering it arrives.
 
 1. One ``--video-mb`` video: `storyflow run` with streamed uploads against the same with ``stream_uploads = false``
    (download, then upload). Goal: <= 0.6x.
 2. A gallery of ``--items`` videos of ``--item-mb`` MB on one page (one link, as a post with many items is; yt-dlp
-   takes it as a playlist): delivered time against the sum of downloading them all (`storyflow get` of the same
-   page, no Telegram) and uploading them all (StoryFlow's uploader, no download), under the same limits.
+   takes it as a playlist): delivered time against the sum of downloading them all (the same engine in this
+   process, routing warmed up, no Telegram) and uploading them all (StoryFlow's uploader, no download), under the
+   same limits.
    Goal: <= 0.6x.
 """
 
@@ -32,6 +34,9 @@ import trio_asyncio
 from telethon import TelegramClient, events
 from telethon.sessions import StringSession
 
+from storyflow.config import DownloadConfig
+from storyflow.download import DeliveryHandle, JobUpdated, open_engine, route
+from storyflow.jobs import JobRequest, JobState, open_store
 from storyflow.testing._media import make_padded_video
 from storyflow.testing._processes import start_media_process, start_telegram_process
 
@@ -119,16 +124,43 @@ async def delivered_time(work: Path, telegram_session: str, command: str, *, str
     return took
 
 
+class MarkDelivered:
+    """Delivery that only records each file as delivered: the downloads alone, no Telegram."""
+
+    async def deliver(self, handle: DeliveryHandle) -> None:
+        async for file in handle.files:
+            await handle.delivered(file)
+
+
 async def download_alone(work: Path, urls: list[str]) -> float:
-    config = work / "get.toml"
-    config.write_text(f'[paths]\ndata_dir = "{work / "get-data"}"\n[download]\nallow_private_addresses = true\n'
-                      f"max_jobs_per_owner = {len(urls)}\nmax_concurrent = 1\n")
-    started = time.perf_counter()
-    await trio.run_process(
-        [sys.executable, "-m", "storyflow", "get", *urls, "-o", str(work / "got")], env=env_for(config),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - started
+    """The same downloads through the same engine in this process (routing warmed up first, as in a running
+    userbot), timed from submitting until every job ended; interpreter start-up is not counted."""
+    settings = DownloadConfig(allow_private_addresses=True, max_concurrent=1, max_jobs_per_owner=len(urls),
+                              max_items=1000)
+    async with open_store(work / "alone.sqlite3") as store, open_engine(
+        store, settings, jobs_dir=work / "alone-jobs", delivery=MarkDelivered()
+    ) as engine:
+        await trio.to_thread.run_sync(route, urls[0])
+        remaining: set[int] = set()
+        states: dict[int, JobState] = {}
+        all_done = trio.Event()
+
+        def on_event(event: object) -> None:
+            if isinstance(event, JobUpdated) and event.job.finished and event.job.id in remaining:
+                remaining.discard(event.job.id)
+                states[event.job.id] = event.job.state
+                if not remaining:
+                    all_done.set()
+
+        engine.subscribe(on_event)
+        started = time.perf_counter()
+        for url in urls:
+            remaining.add((await engine.submit(JobRequest((url,), owner=1))).id)
+        await all_done.wait()
+        took = time.perf_counter() - started
+    if any(state is not JobState.DONE for state in states.values()):
+        raise SystemExit(f"the downloads alone did not all succeed: {states}")
+    return took
 
 
 async def upload_alone(session: str, files: list[Path]) -> float:
@@ -158,7 +190,7 @@ async def main(rate_mb: float, video_mb: float, items: int, item_mb: float) -> N
             session = telegram.sessions["owner"]
             print(f"link: {rate_mb:g} MB/s for downloads (media server) and for Telegram (loopback server)")
 
-            video_command = f".dl {base}/big.mp4 file"
+            video_command = f".dl {base}/big.mp4"  # as a user types it: a video, probed, with a thumbnail
             streamed = await delivered_time(work, session, video_command, streaming=True, items=items)
             sequential = await delivered_time(work, session, video_command, streaming=False, items=items)
             print(f"\n1. one {video_mb:g} MB video")
@@ -170,7 +202,7 @@ async def main(rate_mb: float, video_mb: float, items: int, item_mb: float) -> N
                 f'<video><source src="{base}/{path.name}" type="video/mp4"></video>' for path in gallery
             ) + "</body></html>")
             page = f"{base}/gallery.html"
-            together = await delivered_time(work, session, f".dl {page} file", streaming=True, items=items)
+            together = await delivered_time(work, session, f".dl {page}", streaming=True, items=items)
             downloads = await download_alone(work, [page])
             uploads = await upload_alone(session, gallery)
             print(f"\n2. a gallery of {items} files of {item_mb:g} MB")
