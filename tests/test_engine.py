@@ -9,6 +9,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
@@ -17,14 +18,31 @@ from storyflow import (
     NotFound,
     OwnerLimitReached,
     PrivateAddress,
+    StoryFlowError,
     TooLarge,
     UnsafeURL,
 )
-from storyflow.download import DownloadProgress, FileReady, JobUpdated, Notice, QueueMoved, open_engine
+from storyflow.download import (
+    DeliveryHandle,
+    DownloadProgress,
+    FileReady,
+    JobUpdated,
+    Notice,
+    QueueMoved,
+    open_engine,
+)
 from storyflow.jobs import FileState, JobOptions, JobRequest, JobState, JobStore, MediaKind, open_store
 from storyflow.testing._httpserver import MediaServer
 
-from .conftest import CollectingDelivery, EngineRig, MediaFiles, child_pids, engine_settings, processes_in_group
+from .conftest import (
+    CollectingDelivery,
+    EngineRig,
+    MediaFiles,
+    child_pids,
+    descendants,
+    engine_settings,
+    processes_in_group,
+)
 
 
 def sha256(path: Path) -> str:
@@ -444,3 +462,130 @@ async def test_too_little_free_disk_refuses_to_download(store: JobStore, jobs_di
     assert final is not None and final.state is JobState.FAILED
     assert "of disk left" in (final.error or "") and "free some disk space" in (final.error or "")
     assert site.request_count("/photo.jpg") <= 1  # stopped at the first check
+
+
+# -- retry and resume deliver what was never delivered -------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class FailsFirstDelivery(CollectingDelivery):
+    """The first job's delivery fails (an upload that broke); later ones deliver."""
+
+    failures_left: int = 1
+
+    async def deliver(self, handle: DeliveryHandle) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            async for file in handle.files:
+                await handle.failed(file, StoryFlowError("upload failed"))
+                raise StoryFlowError("the chat is gone")
+        await super().deliver(handle)
+
+
+async def test_retry_after_a_failed_delivery_sends_the_files(
+    store: JobStore, jobs_dir: Path, site: MediaServer, media: MediaFiles
+) -> None:
+    delivery = FailsFirstDelivery()
+    async with open_engine(store, engine_settings(), jobs_dir=jobs_dir, delivery=delivery) as engine:
+        rig = EngineRig(engine, delivery, [], jobs_dir)
+        job = await engine.submit(JobRequest((site.url("/photo.jpg"),), owner=1))
+        failed = (await finished(rig, job.id)).job
+        assert failed.state is JobState.FAILED
+        assert [f.state for f in failed.files] == [FileState.FAILED]
+        await engine.retry(job.id)
+        final = (await finished(rig, job.id)).job
+    assert final.state is JobState.DONE, final.error
+    assert [f.state for f in final.files] == [FileState.DELIVERED]
+    assert [f.sha256 for f in delivery.received] == [sha256(media.image)]
+    assert site.request_count("/photo.jpg") == 2  # the failed run's folder went; the retry fetched it again
+
+
+async def test_retry_of_a_job_cancelled_during_delivery_delivers(
+    rig: EngineRig, site: MediaServer, media: MediaFiles
+) -> None:
+    rig.delivery.gate = trio.Event()  # delivery is held: the file is downloaded but never goes out
+    ready = trio.Event()
+    rig.engine.subscribe(lambda e: ready.set() if isinstance(e, FileReady) else None)
+    job = await rig.engine.submit(JobRequest((site.url("/clip.mp4"),), owner=1))
+    await ready.wait()
+    await rig.engine.cancel(job.id)
+    cancelled = (await finished(rig, job.id)).job
+    assert cancelled.state is JobState.CANCELLED
+    assert rig.delivery.received == []
+    rig.delivery.gate.set()
+    await rig.engine.retry(job.id)
+    final = (await finished(rig, job.id)).job
+    assert final.state is JobState.DONE, final.error
+    assert [f.state for f in final.files] == [FileState.DELIVERED]
+    assert [f.sha256 for f in rig.delivery.received] == [sha256(media.video)]
+
+
+async def test_resume_near_the_item_limit_fetches_the_rest_of_the_gallery(
+    tmp_path: Path, site: MediaServer, media: MediaFiles
+) -> None:
+    """kill -9 while the last item of a gallery is downloading; the resumed job still gets that item."""
+    database, jobs_dir = tmp_path / "jobs.sqlite3", tmp_path / "jobs"
+    items = [site.add_file(f"/many/{i}.mp4", media.video if i % 2 else media.video2) for i in range(3)]
+    items.append(site.add_hang("/many/3.mp4"))
+    site.add_html("/many.html", "<html><body>" + "".join(
+        f'<video><source src="{url}" type="video/mp4"></video>' for url in items) + "</body></html>")
+    async with trio.open_nursery() as nursery:
+        process = await nursery.start(
+            partial(
+                trio.run_process,
+                [sys.executable, str(CHILD), "--max-items", "4", str(database), str(jobs_dir), site.url("/many.html")],
+                start_new_session=True,
+                check=False,
+            )
+        )
+        await site.wait_for_request("/many/3.mp4")  # three items are down, the fourth is stuck
+        # As a power cut would: the engine and its tool (in a process group of its own) die at once.
+        for pid in descendants(process.pid):
+            os.kill(pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)
+    site.add_file("/many/3.mp4", media.video)  # the link works now
+
+    delivery = CollectingDelivery()
+    async with open_store(database) as store:
+        (before,) = await store.unfinished_jobs()
+        async with open_engine(store, engine_settings(max_items=4), jobs_dir=jobs_dir, delivery=delivery) as engine:
+            rig = EngineRig(engine, delivery, [], jobs_dir)
+            final = (await finished(rig, before.id)).job
+    assert final.state is JobState.DONE, final.error
+    assert len(final.files) == 4
+    assert all(f.state is FileState.DELIVERED for f in final.files)
+    assert sorted(f.path for f in delivery.received) == sorted(f.path for f in final.files)  # each once
+    assert site.request_count("/many/3.mp4") == 2
+
+
+# -- a file that grows past the size limit ----------------------------------------------------------------
+
+
+async def test_a_stream_growing_past_the_file_size_limit_is_stopped(
+    store: JobStore, jobs_dir: Path, site: MediaServer
+) -> None:
+    """HLS declares no size, so the tool's own --max-filesize cannot see it; the engine's guard stops it."""
+    from storyflow.testing._httpserver import Delivery
+
+    segments = 40
+    for i in range(segments):
+        # Throttled, so the tool is still fetching segments when its file passes the limit.
+        site.add_generated(f"/live/seg{i}.ts", 500_000, content_type="video/mp2t", seed=i,
+                           delivery=Delivery(bytes_per_second=2_000_000))
+    site.add_bytes("/live/index.m3u8", (
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        + "".join(f"#EXTINF:2.0,\nseg{i}.ts\n" for i in range(segments))
+        + "#EXT-X-ENDLIST\n"
+    ).encode(), content_type="application/vnd.apple.mpegurl")
+    async with open_engine(
+        store, engine_settings(max_file_size=1_000_000), jobs_dir=jobs_dir, delivery=CollectingDelivery()
+    ) as engine:
+        rig = EngineRig(engine, CollectingDelivery(), [], jobs_dir)
+        job = await engine.submit(JobRequest((site.url("/live/index.m3u8"),), owner=1))
+        final = (await finished(rig, job.id)).job
+    assert final.state is JobState.FAILED
+    assert final.error_kind == TooLarge.kind
+    assert "grew past the size limit (1 MB)" in (final.error or ""), final.error
+    assert site.request_count(f"/live/seg{segments - 1}.ts") == 0  # stopped, not left to finish
+    assert child_pids() == set()
+    assert not (jobs_dir / str(job.id)).exists()

@@ -171,19 +171,47 @@ def _inspect(folder: Path, reported: str, max_size: int) -> _Found | None:
     return _Found(str(resolved.relative_to(root)), size, digest.hexdigest())
 
 
-def _disk_state(folder: Path) -> tuple[int, int]:
-    """Blocking: (bytes free on the folder's disk, bytes the folder holds)."""
+@attrs.frozen
+class _DiskState:
+    free: int  # bytes free on the folder's disk
+    used: int  # bytes the folder holds
+    largest: int  # bytes of its largest file (a tool's growing ``.part`` file too)
+
+
+def _disk_state(folder: Path) -> _DiskState:
+    """Blocking: how much the folder holds, and how much room its disk has left."""
     free = shutil.disk_usage(folder).free
-    used = 0
+    used = largest = 0
     for root, _, names in os.walk(folder):
         for name in names:
             with contextlib.suppress(OSError):
-                used += os.lstat(os.path.join(root, name)).st_size
-    return free, used
+                size = os.lstat(os.path.join(root, name)).st_size
+                used += size
+                largest = max(largest, size)
+    return _DiskState(free, used, largest)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:g} MB"
 
 
 def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+@attrs.define(eq=False)
+class _JobFiles:
+    """One run of a job and its files: the records (from earlier runs too) and what this run did with them."""
+
+    known: dict[str, JobFile]  # by path in the job folder
+    seen: set[str] = attrs.field(factory=set)  # reported by a tool or fetcher in this run
+    sent: set[str] = attrs.field(factory=set)  # handed to the delivery in this run
+
+    def already_handled(self, previous: JobFile, sha256: str) -> bool:
+        """Whether a reported file needs no delivery: the same bytes went out before, or are on their way."""
+        if previous.sha256 != sha256:
+            return False  # re-downloaded with other bytes: the new file replaces the old record
+        return previous.state is FileState.DELIVERED or previous.path in self.sent
 
 
 @attrs.define(eq=False)
@@ -410,19 +438,20 @@ class Engine:
 
     async def _download(self, job: Job, folder: Path, send: trio.MemorySendChannel[JobFile]) -> None:
         await trio.to_thread.run_sync(lambda: folder.mkdir(mode=0o700, parents=True, exist_ok=True))
-        known = {f.path: f for f in job.files}
+        files = _JobFiles({f.path: f for f in job.files})
         # Files downloaded before a restart but never delivered go out first.
         for file in job.files:
-            if file.state is FileState.COMPLETE and (folder / file.path).is_file():
+            if file.state is FileState.COMPLETE and await trio.Path(folder / file.path).is_file():
+                files.sent.add(file.path)
                 await send.send(file)
         errors: list[DownloadError] = []
         for url_index, url in enumerate(job.urls, start=1):
             try:
-                await self._download_url(job, folder, url, url_index, known, send)
+                await self._download_url(job, folder, url, url_index, files, send)
             except DownloadError as exc:
                 log.info("job %d: %s failed: %s", job.id, url, exc.message)
                 errors.append(exc)
-            if len(known) >= self.settings.max_items:
+            if len(files.seen) >= self.settings.max_items:
                 self._emit(Notice(job.id, f"reached the limit of {self.settings.max_items} files per job;"
                                           " anything beyond it was not downloaded"))
                 break
@@ -440,12 +469,12 @@ class Engine:
         folder: Path,
         url: str,
         url_index: int,
-        known: dict[str, JobFile],
+        files: _JobFiles,
         send: trio.MemorySendChannel[JobFile],
     ) -> None:
         fetcher = self._internal(url)
         if fetcher is not None:
-            await self._fetch(fetcher, job, folder, url, known, send)
+            await self._fetch(fetcher, job, folder, url, files, send)
             return
         # Check again at download time: a resumed job's host may point elsewhere now (that link fails, not the job).
         try:
@@ -459,21 +488,23 @@ class Engine:
         chosen = await trio.to_thread.run_sync(
             lambda: route(url, ytdlp_first_hosts=self.settings.prefer_ytdlp_for)
         )
-        limits = ToolLimits(self.settings.max_file_size, max(1, self.settings.max_items - len(known)))
+        # The job's item budget less what this run has taken from its earlier links. Not less what earlier runs
+        # recorded: a resumed or retried link is fetched from its first item again (known files are not sent twice).
+        limits = ToolLimits(self.settings.max_file_size, max(1, self.settings.max_items - len(files.seen)))
         cookies = await self._cookies(job, url, folder)
         failures: list[DownloadError] = []
         for attempt in chosen.attempts:
             if failures and not _worth_trying(attempt, failures[-1], chosen):
                 continue
             command = self._command(attempt, url, folder, job, limits, cookies)
-            before = len(known)
+            before = len(files.seen)
             try:
-                await self._run_one_tool(attempt.tool, command, job, folder, url, url_index, known, send)
+                await self._run_one_tool(attempt.tool, command, job, folder, url, url_index, files, send)
                 return
             except DownloadError as exc:
                 failures.append(exc)
                 # Once a run has delivered part of a gallery, another run would send it all again.
-                if len(known) > before or isinstance(exc, TooLarge):
+                if len(files.seen) > before or isinstance(exc, TooLarge):
                     break
         worst = _most_informative(failures)
         if isinstance(worst, LoginRequired) and (hint := self.login_hint(url)) is not None:
@@ -494,14 +525,14 @@ class Engine:
         job: Job,
         folder: Path,
         url: str,
-        known: dict[str, JobFile],
+        files: _JobFiles,
         send: trio.MemorySendChannel[JobFile],
     ) -> None:
         got_any = False
 
         async def found(line: FileLine) -> None:
             nonlocal got_any
-            if await self._publish(job, folder, url, line, known, send):
+            if await self._publish(job, folder, url, line, files, send):
                 got_any = True
 
         await fetcher.fetch(url, folder, found)
@@ -534,7 +565,7 @@ class Engine:
         folder: Path,
         url: str,
         url_index: int,
-        known: dict[str, JobFile],
+        files: _JobFiles,
         send: trio.MemorySendChannel[JobFile],
     ) -> None:
         found_lines: trio.MemorySendChannel[FileLine]
@@ -547,7 +578,7 @@ class Engine:
                 found_lines.send_nowait(parsed)
             elif isinstance(parsed, ProgressLine):
                 self._emit(DownloadProgress(
-                    job.id, url_index, len(job.urls), len(known), parsed.filename,
+                    job.id, url_index, len(job.urls), len(files.known), parsed.filename,
                     parsed.downloaded, parsed.total, parsed.speed, parsed.eta,
                 ))
 
@@ -560,7 +591,7 @@ class Engine:
         async def publish_all() -> None:
             nonlocal got_any, skipped_any
             async for found in found_receive:
-                if await self._publish(job, folder, url, found, known, send):
+                if await self._publish(job, folder, url, found, files, send):
                     got_any = True
                 elif found.skipped:
                     skipped_any = True  # in its archive (a watch): seen before, not missing
@@ -599,15 +630,19 @@ class Engine:
             raise NoMedia(f"{tool}: no media found at {url}")
 
     async def _guard_disk(self, folder: Path) -> None:
-        """While a tool runs: stop it (by raising) before the disk fills or the job outgrows its quota."""
+        """While a tool runs: stop it (by raising) before the disk fills, the job outgrows its quota or one file
+        its size limit. The tools check sizes only as declared; a chunked or HLS download declares none."""
         while True:
-            free, used = await trio.to_thread.run_sync(_disk_state, folder)
-            if free < self.settings.min_free_space:
-                raise DiskFull(f"only {free // 1_000_000} MB of disk left; StoryFlow keeps "
+            disk = await trio.to_thread.run_sync(_disk_state, folder)
+            if disk.free < self.settings.min_free_space:
+                raise DiskFull(f"only {disk.free // 1_000_000} MB of disk left; StoryFlow keeps "
                                f"{self.settings.min_free_space // 1_000_000} MB free")
-            if self.settings.max_job_disk and used > self.settings.max_job_disk:
+            if self.settings.max_job_disk and disk.used > self.settings.max_job_disk:
                 quota = self.settings.max_job_disk // 1_000_000
                 raise DiskFull(f"the download outgrew the job's disk quota ({quota} MB)")
+            if disk.largest > self.settings.max_file_size:
+                raise TooLarge(f"a file grew past the size limit ({_megabytes(self.settings.max_file_size)}) "
+                               "while downloading; it was stopped")
             await trio.sleep(DISK_CHECK_SECONDS)
 
     async def _publish(
@@ -616,7 +651,7 @@ class Engine:
         folder: Path,
         url: str,
         found: FileLine,
-        known: dict[str, JobFile],
+        files: _JobFiles,
         send: trio.MemorySendChannel[JobFile],
     ) -> bool:
         """Record and send on one reported file; False if it is not a file of this job (skipped, outside)."""
@@ -624,11 +659,12 @@ class Engine:
         if checked is None:
             log.info("job %d: no file of this job at a reported path (skipped by the tool, or outside)", job.id)
             return False
-        previous = known.get(checked.relative)
+        files.seen.add(checked.relative)
+        previous = files.known.get(checked.relative)
         if previous is not None:
-            if previous.sha256 == checked.sha256:
-                return True  # reported again (a skip on resume, or a second print): already handled
-            # Re-downloaded with other bytes: the new file replaces the old record.
+            if files.already_handled(previous, checked.sha256):
+                return True  # a skip on resume, or a second print
+            # Other bytes, or the same ones never delivered (a retry after a failed upload): they go out now.
             file = await self.store.update_file(job.id, previous.index, size=checked.size, sha256=checked.sha256)
         else:
             file = await self.store.add_file(
@@ -643,7 +679,8 @@ class Engine:
                 uploader=found.uploader,
                 posted_at=found.posted_at,
             )
-        known[checked.relative] = file
+        files.known[checked.relative] = file
+        files.sent.add(checked.relative)
         self._emit(FileReady(file))
         await send.send(file)
         return True
