@@ -8,7 +8,7 @@ import logging
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -19,14 +19,17 @@ from rich.console import Console
 from .._errors import InputError, StoryFlowError
 from .._ffmpeg import FfmpegMissing, ffmpeg_executable
 from ..config import Config, default_config_path, load_config
-from ..download import open_engine, validate_url
-from ..jobs import JobOptions, JobRequest, JobState, JobStore, open_store
+from ..download import Engine, open_engine, validate_url
+from ..jobs import FileState, Job, JobOptions, JobRequest, JobState, open_store
 from ._folder import FolderDelivery
 from ._progress import TerminalProgress
+from ._runs import open_cli_run
+
+log = logging.getLogger("storyflow.cli")
 
 CLI_OWNER = 0
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-# After Ctrl-C, jobs get this long to kill their processes and remove their files.
+# After Ctrl-C, `storyflow get` gives its jobs this long to kill their processes and end as cancelled.
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
@@ -200,77 +203,116 @@ def _get(args: argparse.Namespace, config: Config, console: Console) -> int:
             console.print(f"[red]error:[/] {line}")
         return EXIT_USAGE
     options = JobOptions(audio_only=args.audio_only, max_height=args.max_height)
-    return trio.run(_get_async, tuple(args.urls), args.output.expanduser(), options, config, console)
+    try:
+        return trio.run(_get_async, tuple(args.urls), args.output.expanduser(), options, config, console)
+    except KeyboardInterrupt:  # Ctrl-C before _get_async took the signals over: nothing had started yet
+        console.print("[yellow]cancelled[/]")
+        return EXIT_INTERRUPTED
 
 
-async def _cancel_stale(store: JobStore) -> None:
-    # A CLI run that died left these behind; their output folder is gone with it, so they cannot resume.
-    for job in await store.unfinished_jobs():
-        if job.state is not JobState.QUEUED:
-            await store.set_state(job.id, JobState.QUEUED)
-        await store.set_state(job.id, JobState.CANCELLED)
+@attrs.define(eq=False)
+class _Interruption:
+    """Ctrl-C (or SIGTERM) during `storyflow get`: stop submitting, cancel what runs, wait a grace period."""
+
+    console: Console
+    submitting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    waiting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    engine: Engine | None = None
+    job_ids: list[int] = attrs.field(factory=list)
+    happened: bool = False
+
+    async def watch(self, signals: AsyncIterator[int]) -> None:
+        async for _ in signals:
+            if self.happened:
+                continue
+            self.happened = True
+            self.console.print("[yellow]interrupted: cancelling downloads…[/]")
+            # A scope cancelled before it is entered cancels its block at once: submitting may not have begun.
+            self.submitting.cancel()
+            self.waiting.deadline = trio.current_time() + SHUTDOWN_GRACE_SECONDS
+            await self.cancel_jobs()
+
+    async def cancel_jobs(self) -> None:
+        if self.engine is not None:
+            for job_id in self.job_ids:
+                await self.engine.cancel(job_id)
 
 
 async def _get_async(
     urls: tuple[str, ...], output: Path, options: JobOptions, config: Config, console: Console
 ) -> int:
-    data_dir = config.paths.data_dir
-    # Each URL is its own job, all at once: the owner limit is for chat users, not for this command line.
-    settings = attrs.evolve(config.download, max_jobs_per_owner=max(len(urls), config.download.max_jobs_per_owner))
-    tracker = TerminalProgress(console)
-    delivery = FolderDelivery(output)
-    interrupted = False
-    async with open_store(data_dir / "cli.sqlite3") as store:
-        await _cancel_stale(store)
-        async with open_engine(
-            store, settings, jobs_dir=data_dir / "cli-jobs", delivery=delivery, cache_dir=data_dir / "cache",
-            resume=False,
-        ) as engine:
-            engine.subscribe(tracker)
-            job_ids: list[int] = []
-            failures: list[str] = []
-            with tracker.progress:
-                for url in urls:
-                    try:
-                        job = await engine.submit(JobRequest((url,), CLI_OWNER, options))
-                    except StoryFlowError as exc:
-                        failures.append(f"{url}: {exc.user_text()}")
-                        continue
-                    tracker.track(job)
-                    job_ids.append(job.id)
-
-                async def cancel_on_signal() -> None:
-                    nonlocal interrupted
-                    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                        async for _ in signals:
-                            if interrupted:
-                                continue
-                            interrupted = True
-                            console.print("[yellow]interrupted: cancelling downloads…[/]")
-                            for job_id in job_ids:
-                                await engine.cancel(job_id)
-
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(cancel_on_signal)
-                    with trio.CancelScope() as waiting:
-                        for job_id in job_ids:
-                            await tracker.wait(job_id)
-                    del waiting
-                    nursery.cancel_scope.cancel()
+    # First of all, so Ctrl-C at any point below is a clean cancel, never a KeyboardInterrupt traceback.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        log.info("getting %d link(s) into %s", len(urls), output)
+        interruption = _Interruption(console)
+        tracker = TerminalProgress(console)
+        delivery = FolderDelivery(output)
+        failures: list[str] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(interruption.watch, signals)
+            await _get_jobs_done(urls, options, config, interruption, tracker, delivery, failures)
+            nursery.cancel_scope.cancel()
 
     out = Console(highlight=False)
-    for job_id in job_ids:
-        job = tracker.results[job_id]
+    for job_id in interruption.job_ids:
         for path in delivery.placed.get(job_id, []):
             out.print(str(path), soft_wrap=True)
-        if job.state is JobState.FAILED or (job.state is JobState.DONE and job.error):
-            failures.append(f"{job.urls[0]}: {job.error}")
-    if interrupted:
+        if (job := tracker.results.get(job_id)) is not None:
+            failures.extend(_failure_lines(job))
+    if interruption.happened:
         console.print("[yellow]cancelled[/]")
         return EXIT_INTERRUPTED
     for line in failures:
         console.print(f"[red]failed:[/] {line}")
     return EXIT_FAILED if failures else EXIT_OK
+
+
+async def _get_jobs_done(
+    urls: tuple[str, ...],
+    options: JobOptions,
+    config: Config,
+    interruption: _Interruption,
+    tracker: TerminalProgress,
+    delivery: FolderDelivery,
+    failures: list[str],
+) -> None:
+    """Run one job per URL in this run's own store and folders, until all end (or the interruption's grace does)."""
+    # Each URL is its own job, all at once: the owner limit is for chat users, not for this command line.
+    settings = attrs.evolve(config.download, max_jobs_per_owner=max(len(urls), config.download.max_jobs_per_owner))
+    data_dir = config.paths.data_dir
+    async with open_cli_run(data_dir) as run, open_store(run.database) as store, open_engine(
+        store, settings, jobs_dir=run.jobs_dir, delivery=delivery, cache_dir=data_dir / "cache", resume=False,
+    ) as engine:
+        engine.subscribe(tracker)
+        interruption.engine = engine
+        try:
+            with tracker.progress:
+                with interruption.submitting:
+                    for url in urls:
+                        try:
+                            job = await engine.submit(JobRequest((url,), CLI_OWNER, options))
+                        except StoryFlowError as exc:
+                            failures.append(f"{url}: {exc.user_text()}")
+                            continue
+                        tracker.track(job)
+                        interruption.job_ids.append(job.id)
+                if interruption.happened:
+                    await interruption.cancel_jobs()  # again: one may have been accepted while the first round ran
+                with interruption.waiting:
+                    for job_id in interruption.job_ids:
+                        await tracker.wait(job_id)
+        finally:
+            interruption.engine = None  # a late Ctrl-C must not reach a closed engine
+
+
+def _failure_lines(job: Job) -> list[str]:
+    """What the user must know went wrong with one job, one line each (empty when all went well)."""
+    if job.state is JobState.FAILED or (job.state is JobState.DONE and job.error):
+        return [f"{job.urls[0]}: {job.error}"]
+    lost = [f for f in job.files if f.state is not FileState.DELIVERED]
+    if job.state is JobState.DONE and lost:
+        return [f"{job.urls[0]}: {len(lost)} of {len(job.files)} files were not saved"]
+    return []
 
 
 # -- doctor -----------------------------------------------------------------------------------------------
