@@ -23,6 +23,7 @@ from ._errors import NotModified as NotModified
 from ._errors import OwnerLimitReached as OwnerLimitReached
 from ._errors import PeerNotFound as PeerNotFound
 from ._errors import PrivateAddress as PrivateAddress
+from ._errors import PrivateDestination as PrivateDestination
 from ._errors import RateLimited as RateLimited
 from ._errors import ReferenceExpired as ReferenceExpired
 from ._errors import StoryFlowError as StoryFlowError

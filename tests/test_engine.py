@@ -18,6 +18,7 @@ from storyflow import (
     NotFound,
     OwnerLimitReached,
     PrivateAddress,
+    PrivateDestination,
     StoryFlowError,
     TooLarge,
     UnsafeURL,
@@ -33,6 +34,7 @@ from storyflow.download import (
 )
 from storyflow.jobs import FileState, JobOptions, JobRequest, JobState, JobStore, MediaKind, open_store
 from storyflow.testing._httpserver import MediaServer
+from storyflow.testing._media import video_page_html
 
 from .conftest import (
     CollectingDelivery,
@@ -589,3 +591,28 @@ async def test_a_stream_growing_past_the_file_size_limit_is_stopped(
     assert site.request_count(f"/live/seg{segments - 1}.ts") == 0  # stopped, not left to finish
     assert child_pids() == set()
     assert not (jobs_dir / str(job.id)).exists()
+
+
+@pytest.mark.parametrize("link", ["/clip.mp4", "/watch/video-page.html"])  # gallery-dl first, then yt-dlp
+async def test_redirects_to_private_addresses_are_stopped_by_the_guard(
+    store: JobStore, jobs_dir: Path, site: MediaServer, media: MediaFiles, link: str
+) -> None:
+    """With private addresses refused, every connection the tools make goes through the guard proxy. Here
+    127.0.0.1 plays the public internet and any other address is private, so a redirect to 127.0.0.2 stands for
+    one to a router or a cloud's metadata service."""
+    site.add_redirect("/away.mp4", "http://127.0.0.2:9/clip.mp4")
+    site.add_html("/away.html", video_page_html("http://127.0.0.2:9/clip.mp4"))
+    delivery = CollectingDelivery()
+    async with open_engine(store, engine_settings(allow_private_addresses=False), jobs_dir=jobs_dir,
+                           delivery=delivery, is_public=lambda address: address == "127.0.0.1") as engine:
+        rig = EngineRig(engine, delivery, [], jobs_dir)
+        fine = await engine.submit(JobRequest((site.url(link),), owner=1))
+        assert (await finished(rig, fine.id)).job.state is JobState.DONE
+        away = "/away.mp4" if link.endswith(".mp4") else "/away.html"
+        refused = await engine.submit(JobRequest((site.url(away),), owner=1))
+        final = (await finished(rig, refused.id)).job
+    [received] = delivery.received
+    assert received.sha256 == sha256(media.video)
+    assert final.state is JobState.FAILED and final.error_kind == PrivateDestination.kind
+    assert "127.0.0.2" in (final.error or "") and "private address" in (final.error or "")
+    assert not await trio.Path(jobs_dir / str(refused.id)).exists()

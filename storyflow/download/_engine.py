@@ -46,6 +46,7 @@ from ..jobs import FileState, Job, JobFile, JobRequest, JobState, JobStore, kind
 from ._classify import classify, more_informative
 from ._events import DownloadProgress, EngineEvent, FileReady, JobUpdated, Notice, QueueMoved
 from ._process import run_tool
+from ._proxy import GuardProxy, open_guard_proxy
 from ._tools import (
     Attempt,
     FileLine,
@@ -58,7 +59,7 @@ from ._tools import (
     route,
     ytdlp_command,
 )
-from ._urls import check_destination, validate_url
+from ._urls import check_destination, is_public_address, validate_url
 
 log = logging.getLogger("storyflow.engine")
 
@@ -233,6 +234,8 @@ class Engine:
     cookies: CookieSource | None = None
     # The hint a login-required failure gets for a URL (e.g. which cookies to add and how); None: the default.
     login_hint: Callable[[str], str | None] = lambda url: None
+    # Which resolved addresses a download may reach (unless settings.allow_private_addresses); tests widen it.
+    is_public: Callable[[str], bool] = is_public_address
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
     _start: trio.MemorySendChannel[int] = attrs.field(init=False)
     _observers: list[Callable[[EngineEvent], None]] = attrs.field(init=False, factory=list)
@@ -257,7 +260,7 @@ class Engine:
             raise UnknownJob("no links given", hint="send one or more http(s) links")
         checked = tuple(validate_url(url) for url in urls)
         for url in checked:
-            await check_destination(url, allow_private=self.settings.allow_private_addresses)
+            await check_destination(url, allow_private=self.settings.allow_private_addresses, is_public=self.is_public)
         return checked
 
     def _internal(self, url: str) -> Fetcher | None:
@@ -478,7 +481,7 @@ class Engine:
             return
         # Check again at download time: a resumed job's host may point elsewhere now (that link fails, not the job).
         try:
-            await check_destination(url, allow_private=self.settings.allow_private_addresses)
+            await check_destination(url, allow_private=self.settings.allow_private_addresses, is_public=self.is_public)
         except PrivateAddress as exc:
             raise PrivateDestination(exc.message) from None
         except UnsafeURL as exc:
@@ -496,10 +499,20 @@ class Engine:
         for attempt in chosen.attempts:
             if failures and not _worth_trying(attempt, failures[-1], chosen):
                 continue
-            command = self._command(attempt, url, folder, job, limits, cookies)
             before = len(files.seen)
             try:
-                await self._run_one_tool(attempt.tool, command, job, folder, url, url_index, files, send)
+                async with self._guard() as guard:
+                    command = self._command(attempt, url, folder, job, limits, cookies, guard)
+                    try:
+                        await self._run_one_tool(attempt.tool, command, job, folder, url, url_index, files, send,
+                                                 env=guard.tool_environment() if guard is not None else {})
+                    except DownloadError:
+                        if guard is not None and guard.refused:
+                            raise PrivateDestination(
+                                f"the link led to a local or private address ({guard.refused[0]})",
+                                hint="StoryFlow does not fetch from this machine or private networks",
+                            ) from None
+                        raise
                 return
             except DownloadError as exc:
                 failures.append(exc)
@@ -539,8 +552,19 @@ class Engine:
         if not got_any:
             raise NoMedia(f"nothing was found at {url}")
 
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[GuardProxy | None]:
+        """The destination guard every connection of a tool run goes through; none where private addresses are
+        allowed. The check of the link itself cannot see the redirects and lookups the tools make on their own."""
+        if self.settings.allow_private_addresses:
+            yield None
+            return
+        async with open_guard_proxy(is_allowed=self.is_public) as guard:
+            yield guard
+
     def _command(
-        self, attempt: Attempt, url: str, folder: Path, job: Job, limits: ToolLimits, cookies: Path | None
+        self, attempt: Attempt, url: str, folder: Path, job: Job, limits: ToolLimits, cookies: Path | None,
+        guard: GuardProxy | None,
     ) -> list[str]:
         # A watch's archive remembers what the tool already fetched for it, so each check takes only new stories.
         archive = self.cache_dir / "watches" / f"{job.options.watch}-{attempt.tool}.archive" if (
@@ -550,11 +574,12 @@ class Engine:
             return gallery_dl_command(
                 url, folder, modules=attempt.extractors, limits=limits,
                 cache_file=self.cache_dir / "gallery-dl.sqlite3" if self.cache_dir else None, archive=archive,
-                cookies=cookies,
+                cookies=cookies, proxy=guard.url if guard is not None else None,
             )
         return ytdlp_command(
             url, folder, extractors=attempt.extractors, options=job.options, limits=limits,
             cache_dir=self.cache_dir / "yt-dlp" if self.cache_dir else None, archive=archive, cookies=cookies,
+            proxy=guard.url if guard is not None else None,
         )
 
     async def _run_one_tool(
@@ -567,6 +592,8 @@ class Engine:
         url_index: int,
         files: _JobFiles,
         send: trio.MemorySendChannel[JobFile],
+        *,
+        env: Mapping[str, str],
     ) -> None:
         found_lines: trio.MemorySendChannel[FileLine]
         found_lines, found_receive = trio.open_memory_channel[FileLine](math.inf)
@@ -613,7 +640,7 @@ class Engine:
                             running.start_soon(self._guard_disk, folder)
                             result = await run_tool(
                                 command, cwd=folder, on_stdout_line=on_stdout, on_stderr_line=on_stderr,
-                                on_started=counted,
+                                on_started=counted, env=env,
                             )
                             running.cancel_scope.cancel()
                 finally:
@@ -742,6 +769,7 @@ async def open_engine(
     fetchers: Sequence[Fetcher] = (),
     cookies: CookieSource | None = None,
     login_hint: Callable[[str], str | None] | None = None,
+    is_public: Callable[[str], bool] | None = None,
 ) -> AsyncIterator[Engine]:
     """Run an engine for the duration of the block: sweeps orphan folders, resumes unfinished jobs.
 
@@ -750,6 +778,8 @@ async def open_engine(
     engine = Engine(store, settings, jobs_dir, delivery, cache_dir, {f.scheme: f for f in fetchers}, cookies)
     if login_hint is not None:
         engine.login_hint = login_hint
+    if is_public is not None:
+        engine.is_public = is_public
     for observer in observers:
         engine.subscribe(observer)
     send, receive = trio.open_memory_channel[int](math.inf)

@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -66,8 +66,10 @@ async def run_tool(
     on_stdout_line: Callable[[str], None],
     on_stderr_line: Callable[[str], None] = lambda line: None,
     on_started: Callable[[trio.Process], None] = lambda process: None,
+    env: Mapping[str, str] | None = None,
 ) -> ToolResult:
-    """Run ``command`` (never through a shell) in a new session; cancelling kills its whole process group."""
+    """Run ``command`` (never through a shell) in a new session; cancelling kills its whole process group.
+    ``env`` adds to the cleaned environment every child gets."""
     stderr_tail = bytearray()
 
     def keep_stderr(line: str) -> None:
@@ -82,7 +84,7 @@ async def run_tool(
                 list(command),
                 cwd=cwd,
                 # Both tools are Python: unbuffered, or their --print lines sit in a pipe until exit.
-                env=child_environment(PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8"),
+                env=child_environment(PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8", **(env or {})),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

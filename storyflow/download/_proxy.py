@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import attrs
 import trio
 
+from .._util import single_error
 from ._urls import is_public_address
 
 log = logging.getLogger("storyflow.proxy")
@@ -67,12 +68,14 @@ async def open_guard_proxy(*, is_allowed: Callable[[str], bool] = is_public_addr
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     proxy = GuardProxy(f"http://127.0.0.1:{port}")
-    async with trio.open_nursery() as nursery:
-        await nursery.start(partial(trio.serve_listeners, partial(_serve, proxy, is_allowed), listeners))
-        try:
-            yield proxy
-        finally:
-            nursery.cancel_scope.cancel()
+    # The block's own error leaves as itself, not wrapped in the nursery's group.
+    with single_error():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(trio.serve_listeners, partial(_serve, proxy, is_allowed), listeners))
+            try:
+                yield proxy
+            finally:
+                nursery.cancel_scope.cancel()
 
 
 async def _serve(proxy: GuardProxy, is_allowed: Callable[[str], bool], client: trio.SocketStream) -> None:

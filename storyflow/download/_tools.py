@@ -154,6 +154,7 @@ def gallery_dl_command(
     cookies: Path | None = None,
     cache_file: Path | None = None,
     archive: Path | None = None,
+    proxy: str | None = None,
 ) -> list[str]:
     output_mode = {
         "start": "",
@@ -186,6 +187,8 @@ def gallery_dl_command(
         command += ["--cookies", str(cookies)]
     if archive is not None:
         command += ["--download-archive", str(archive)]
+    if proxy is not None:
+        command += ["--proxy", proxy]
     return [*command, "--", url]
 
 
@@ -210,6 +213,7 @@ def ytdlp_command(
     cookies: Path | None = None,
     cache_dir: Path | None = None,
     archive: Path | None = None,
+    proxy: str | None = None,
 ) -> list[str]:
     final = "{filepath,title,uploader,webpage_url,id,ext,duration,width,height,timestamp}"
     command = [
@@ -242,6 +246,8 @@ def ytdlp_command(
     command += ["--cookies", str(cookies)] if cookies is not None else ["--no-cookies"]
     if archive is not None:
         command += ["--download-archive", str(archive)]
+    if proxy is not None:
+        command += ["--proxy", proxy]
     return [*command, "--", url]
 
 

@@ -12,6 +12,7 @@ import ipaddress
 import re
 import socket
 import unicodedata
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import trio
@@ -145,8 +146,11 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-async def check_destination(url: str, *, allow_private: bool) -> None:
-    """Refuse a URL whose host resolves to a non-public address. Resolution runs in a worker thread.
+async def check_destination(
+    url: str, *, allow_private: bool, is_public: Callable[[str], bool] = is_public_address
+) -> None:
+    """Refuse a URL whose host resolves to a non-public address (``is_public`` judges each address). Resolution
+    runs in a worker thread.
 
     The resolver also accepts numeric hosts in the odd forms (``2130706433``, ``0x7f.1``, ``127.1``) the
     download tools would accept, so they are judged by where they really point.
@@ -165,7 +169,7 @@ async def check_destination(url: str, *, allow_private: bool) -> None:
         raise UnsafeURL(f"invalid host name: {_shorten(host)}") from None
     for *_, sockaddr in infos:
         address = str(sockaddr[0])
-        if not is_public_address(address):
+        if not is_public(address):
             raise PrivateAddress(f"{host} points to a local or private address ({address})")
 
 
