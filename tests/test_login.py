@@ -4,6 +4,8 @@ Telegram, the answers typed on its standard input."""
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 import attrs
+import pytest
 import trio
 from telethon.sessions import StringSession
 
@@ -99,4 +102,48 @@ async def test_wrong_password_three_times_fails_cleanly(telegram: LoopbackTelegr
     login = await run_login(telegram, tmp_path, ["{code}", "wrong1", "wrong2", "wrong3"])
     assert login.process.returncode == 1
     assert "wrong two-step verification password" in login.stderr.decode()
+    assert not (tmp_path / "data" / "storyflow.session").exists()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["login", "run"])
+async def test_an_unreachable_telegram_is_reported_after_the_connect_timeout(
+    telegram: LoopbackTelegram, tmp_path: Path, command: str
+) -> None:
+    env = login_env(tmp_path, telegram)
+    env["STORYFLOW_TELEGRAM_DC_ADDRESS"] = f"127.0.0.1:{closed_port()}"
+    env["STORYFLOW_TELEGRAM_CONNECT_TIMEOUT"] = "1"
+    env["STORYFLOW_TELEGRAM_SESSION_STRING"] = telegram.session_string(telegram.owner)
+    with trio.fail_after(30):
+        result = await trio.run_process([sys.executable, str(CHILD), command], env=env, stdin=subprocess.DEVNULL,
+                                        capture_stdout=True, capture_stderr=True, check=False)
+    output = (result.stdout + result.stderr).decode()
+    assert result.returncode == 1, output
+    assert "could not reach Telegram within 1 s" in output
+    assert "Traceback" not in output
+
+
+async def test_ctrl_c_at_a_question_cancels_the_login(telegram: LoopbackTelegram, tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        process: trio.Process = await nursery.start(partial(
+            trio.run_process, [sys.executable, str(CHILD), "login"], env=login_env(tmp_path, telegram),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+        ))
+        assert process.stderr is not None
+        asked = bytearray()
+        with trio.fail_after(30):
+            while b"Phone number" not in asked:
+                asked.extend(await process.stderr.receive_some(4096))
+            process.send_signal(signal.SIGINT)
+            await process.wait()
+        rest = await process.stderr.receive_some(65536)
+    output = (asked + rest).decode()
+    assert process.returncode == 130, output
+    assert "login cancelled" in output and "Traceback" not in output
     assert not (tmp_path / "data" / "storyflow.session").exists()

@@ -27,7 +27,6 @@ from ._watch import Watcher
 
 log = logging.getLogger("storyflow.run")
 
-CONNECT_DEADLINE_SECONDS = 60.0
 HTTP_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
 
 
@@ -60,7 +59,8 @@ def gateway_settings(config: Config, session: str) -> GatewaySettings:
             "telegram.api_id and telegram.api_hash are not set",
             hint="get them at my.telegram.org and put them in the config file or STORYFLOW_TELEGRAM_API_ID/_HASH",
         )
-    return GatewaySettings(telegram.api_id, telegram.api_hash, session, telegram.dc_id, telegram.dc_address)
+    return GatewaySettings(telegram.api_id, telegram.api_hash, session, telegram.dc_id, telegram.dc_address,
+                           telegram.connect_timeout)
 
 
 def write_session(path: Path, session: str) -> None:
@@ -94,13 +94,14 @@ async def run_userbot(config: Config, *, task_status: trio.TaskStatus[Running] =
     async with open_store(config.paths.database) as store:
         runtime = RuntimeSettings.from_config(config, await store.settings())
         # Only the first connection has a deadline; afterwards Telethon reconnects for as long as it takes.
-        with trio.CancelScope(deadline=trio.current_time() + CONNECT_DEADLINE_SECONDS) as connecting:
+        deadline = config.telegram.connect_timeout
+        with trio.CancelScope(deadline=trio.current_time() + deadline) as connecting:
             async with open_gateway(settings) as gateway:
                 connecting.deadline = math.inf
                 await _serve(config, store, runtime, gateway, task_status)
         if connecting.cancelled_caught:
             raise TelegramUnavailable(
-                f"could not reach Telegram within {CONNECT_DEADLINE_SECONDS:g} s",
+                f"could not reach Telegram within {deadline:g} s",
                 hint="check the network, and telegram.dc_address if you set one",
             )
 

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from .._errors import InputError, StoryFlowError
 from .._ffmpeg import FfmpegMissing, ffmpeg_executable
+from .._util import single_error
 from ..config import Config, default_config_path, load_config
 from ..download import Engine, open_engine, validate_url
 from ..jobs import FileState, Job, JobOptions, JobRequest, JobState, open_store
@@ -103,28 +104,34 @@ class _Shutdown(Exception):
         super().__init__(signal.Signals(signum).name)
 
 
-async def _raise_on_signal(console: Console) -> None:
-    # Trio's default KeyboardInterrupt can land inside an asyncio callback of trio-asyncio and hang the process;
-    # receiving the signals ourselves and leaving through an exception always works.
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            console.print(f"[yellow]{signal.Signals(signum).name}: stopping (jobs are kept and resume next time)[/]")
-            raise _Shutdown(signum)
+async def _raise_on_signal(signals: AsyncIterator[int], console: Console) -> None:
+    async for signum in signals:
+        console.print(f"[yellow]{signal.Signals(signum).name}: stopping (jobs are kept and resume next time)[/]")
+        raise _Shutdown(signum)
+
+
+async def _raise_on_signal_quietly(signals: AsyncIterator[int]) -> None:
+    async for signum in signals:
+        raise _Shutdown(signum)
 
 
 async def _run_async(config: Config, console: Console) -> int:
     from ..bot import run_userbot
 
     failures: list[BaseException] = []
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_raise_on_signal, console)
-            await run_userbot(config)
-            nursery.cancel_scope.cancel()
-    except* _Shutdown:
-        pass
-    except* StoryFlowError as group:
-        failures.extend(group.exceptions)
+    # Trio's default KeyboardInterrupt can land inside an asyncio callback of trio-asyncio and hang the process;
+    # receiving the signals ourselves and leaving through an exception always works. The receiver stays open until
+    # the shutdown is over, so a second Ctrl-C during it cannot reach Trio's default handling either.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_raise_on_signal, signals, console)
+                await run_userbot(config)
+                nursery.cancel_scope.cancel()
+        except* _Shutdown:
+            pass
+        except* StoryFlowError as group:
+            failures.extend(group.exceptions)
     for error in failures:
         console.print(f"[red]error:[/] {error.user_text() if isinstance(error, StoryFlowError) else error}")
     return EXIT_FAILED if failures else EXIT_OK
@@ -162,11 +169,21 @@ async def _login_async(config: Config, console: Console, *, print_session: bool)
     from ..telegram._gateway import login
 
     settings = gateway_settings(config, session="")
-    try:
-        session, me = await login(settings, _ask)
-    except StoryFlowError as exc:
-        console.print(f"[red]login failed:[/] {exc.user_text()}")
-        return EXIT_FAILED
+    # Signals received here, not by Trio's default KeyboardInterrupt (which can hang trio-asyncio): Ctrl-C while
+    # connecting or waiting for an answer ends the login cleanly.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            with single_error():
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_raise_on_signal_quietly, signals)
+                    session, me = await login(settings, _ask)
+                    nursery.cancel_scope.cancel()
+        except _Shutdown:
+            console.print("[yellow]login cancelled[/]")
+            return EXIT_INTERRUPTED
+        except StoryFlowError as exc:
+            console.print(f"[red]login failed:[/] {exc.user_text()}")
+            return EXIT_FAILED
     if print_session:
         Console(highlight=False, soft_wrap=True).print(session)
         console.print(f"[green]logged in as {me.name}[/]; keep that string secret (it is the whole login)")

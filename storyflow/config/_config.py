@@ -155,6 +155,7 @@ class TelegramConfig:
     )
     dc_address: str | None = _field(None, _optional_text, "custom DC as host:port (test servers)")
     dc_id: int | None = _field(None, _positive_int, "DC id for dc_address")
+    connect_timeout: float = _field(60.0, _seconds, "how long login and run try to reach Telegram, seconds")
     parts_in_flight: int = _field(8, _positive_int, "upload parts on their way at once")
     stream_uploads: bool = _field(True, _boolean, "big files start uploading while they still download")
     max_upload_size: int | None = _field(

@@ -101,6 +101,8 @@ class GatewaySettings:
     session: str = attrs.field(repr=False)  # a StringSession
     dc_id: int | None = None
     dc_address: str | None = None  # host:port, e.g. Telegram's test DCs or the loopback server
+    # How long a first login waits to reach Telegram (Telethon itself would retry for ever).
+    connect_timeout: float = 60.0
 
 
 def _client(settings: GatewaySettings) -> TelegramClient:
@@ -750,8 +752,13 @@ async def login(settings: GatewaySettings, prompt: Prompt) -> tuple[str, Me]:
             return result
 
         try:
-            with _translated("connecting to Telegram"):
+            with trio.move_on_after(settings.connect_timeout) as connecting, _translated("connecting to Telegram"):
                 await aio(client.connect)
+            if connecting.cancelled_caught:
+                raise TelegramUnavailable(
+                    f"could not reach Telegram within {settings.connect_timeout:g} s",
+                    hint="check the network, and telegram.dc_address if you set one",
+                )
             phone = (await prompt("Phone number (international format, e.g. +4915…): ", False)).strip()
             try:
                 with _translated("asking for a login code"):
