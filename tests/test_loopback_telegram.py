@@ -397,6 +397,117 @@ async def test_streamed_upload_rules(server: LoopbackTelegram) -> None:
             ))
 
 
+async def test_albums_are_all_visual_all_documents_or_all_audio(server: LoopbackTelegram) -> None:
+    async with open_client(server, server.owner) as owner:
+        save = call(owner)
+
+        async def stored(data: bytes, name: str, kind: str) -> Any:
+            """Telegram's stored copy of an upload, as an album takes it (uploadMedia first)."""
+            uploaded = await call(owner.upload_file)(data, file_name=name)
+            attributes: dict[str, list[Any]] = {
+                "video": [types.DocumentAttributeVideo(1.0, 2, 2)], "audio": [types.DocumentAttributeAudio(1)],
+                "document": [],
+            }
+            media: Any = types.InputMediaUploadedPhoto(uploaded) if kind == "photo" else (
+                types.InputMediaUploadedDocument(uploaded, "application/octet-stream", attributes[kind],
+                                                 force_file=kind == "document")
+            )
+            result = await save(functions.messages.UploadMediaRequest(types.InputPeerSelf(), media))
+            return utils.get_input_media(result)
+
+        async def album(*items: Any) -> Any:
+            singles = [types.InputSingleMedia(item, "") for item in items]
+            return await save(functions.messages.SendMultiMediaRequest(types.InputPeerSelf(), singles))
+
+        photo = await stored(PNG_1x1, "pixel.png", "photo")
+        video = await stored(os.urandom(2000), "clip.mp4", "video")
+        documents = [await stored(os.urandom(1000), f"notes{i}.pdf", "document") for i in range(2)]
+        songs = [await stored(os.urandom(1000), f"song{i}.mp3", "audio") for i in range(2)]
+        await album(photo, video)
+        await album(*documents)
+        await album(*songs)
+        for mixed in [(photo, documents[0]), (documents[0], video), (songs[0], documents[0]), (photo, songs[0])]:
+            with pytest.raises(errors.MediaInvalidError):
+                await album(*mixed)
+    assert [r.media.kind for r in server.messages(server.owner) if r.media] == [
+        "photo", "video", "document", "document", "audio", "audio"
+    ]
+
+
+async def test_a_refused_photo_upload_can_still_be_sent_as_a_document(server: LoopbackTelegram) -> None:
+    server.refuse_uploaded_media("photo", "IMAGE_PROCESS_FAILED")
+    async with open_client(server, server.owner) as owner:
+        save = call(owner)
+        uploaded = await call(owner.upload_file)(PNG_1x1, file_name="pixel.png")
+        with pytest.raises(errors.ImageProcessFailedError):
+            await save(functions.messages.UploadMediaRequest(types.InputPeerSelf(),
+                                                             types.InputMediaUploadedPhoto(uploaded)))
+        as_file = types.InputMediaUploadedDocument(uploaded, "image/png", [], force_file=True)
+        await save(functions.messages.SendMediaRequest(types.InputPeerSelf(), as_file, "as a file"))
+    [record] = server.messages(server.owner)
+    assert record.media is not None and record.media.kind == "document"
+    assert record.media.sha256 == hashlib.sha256(PNG_1x1).hexdigest()
+
+
+async def test_lengths_are_counted_in_utf16_code_units(server: LoopbackTelegram) -> None:
+    wide = "\U0001f600"  # one character, two UTF-16 code units
+    async with open_client(server, server.owner) as owner:
+        save = call(owner)
+
+        async def say(text: str) -> Any:
+            return await save(functions.messages.SendMessageRequest(types.InputPeerSelf(), text))
+
+        await say(wide * 2048)
+        with pytest.raises(errors.MessageTooLongError):
+            await say(wide * 2049)  # 2049 characters: 4098 units
+        short = await call(owner.send_message)("me", "short")
+        longer = functions.messages.EditMessageRequest(types.InputPeerSelf(), short.id, message="a" + wide * 2048)
+        with pytest.raises(errors.MessageTooLongError):
+            await save(longer)
+
+        uploaded = await call(owner.upload_file)(b"a document", file_name="notes.txt")
+        document = types.InputMediaUploadedDocument(uploaded, "text/plain", [], force_file=True)
+        with pytest.raises(errors.MediaCaptionTooLongError):
+            await save(functions.messages.SendMediaRequest(types.InputPeerSelf(), document, wide * 513))
+        await save(functions.messages.SendMediaRequest(types.InputPeerSelf(), document, wide * 512))
+    assert [len(r.text) for r in server.messages(server.owner)] == [2048, 5, 512]
+
+
+async def test_files_over_ten_megabytes_need_big_file_parts(server: LoopbackTelegram) -> None:
+    part = os.urandom(512 * 1024)
+    ten_megabytes = 20  # parts of 512 KB
+    async with open_client(server, server.owner) as owner:
+        save = call(owner)
+
+        async def small_parts(file_id: int, count: int) -> None:
+            for index in range(count):
+                await save(functions.upload.SaveFilePartRequest(file_id, index, part))
+
+        async def as_document(input_file: Any) -> Any:
+            media = types.InputMediaUploadedDocument(input_file, "application/octet-stream", [], force_file=True)
+            return await save(functions.messages.SendMediaRequest(types.InputPeerSelf(), media, ""))
+
+        await small_parts(1, ten_megabytes)
+        await as_document(types.InputFile(1, ten_megabytes, "ten.bin", ""))  # exactly 10 MB: still a small file
+
+        await small_parts(2, ten_megabytes)
+        with pytest.raises(errors.FilePartsInvalidError):
+            await save(functions.upload.SaveFilePartRequest(2, ten_megabytes, part))
+
+        await small_parts(3, ten_megabytes)
+        await save(functions.upload.SaveFilePartRequest(3, ten_megabytes, b"tail"))  # its size shows only at the end
+        with pytest.raises(errors.FilePartsInvalidError):
+            await as_document(types.InputFile(3, ten_megabytes + 1, "over.bin", ""))
+
+        for index in range(ten_megabytes):
+            await save(functions.upload.SaveBigFilePartRequest(4, index, ten_megabytes + 1, part))
+        await save(functions.upload.SaveBigFilePartRequest(4, ten_megabytes, ten_megabytes + 1, b"tail"))
+        await as_document(types.InputFileBig(4, ten_megabytes + 1, "over.bin"))
+    assert [r.media.size for r in server.messages(server.owner) if r.media] == [
+        ten_megabytes * len(part), ten_megabytes * len(part) + 4
+    ]
+
+
 async def test_sent_media_is_resendable_until_references_expire(server: LoopbackTelegram) -> None:
     async with open_client(server, server.owner) as owner:
         doc = io.BytesIO(b"cached bytes")

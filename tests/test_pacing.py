@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,7 +11,16 @@ import pytest
 import trio
 import trio.testing
 
-from storyflow import FloodWait, MessageGone, NotModified, TelegramUnavailable
+from storyflow import (
+    ChatUnavailable,
+    FloodWait,
+    MessageGone,
+    NotAuthorized,
+    NotModified,
+    PeerNotFound,
+    TelegramError,
+    TelegramUnavailable,
+)
 from storyflow.telegram import PartsInFlight, open_status_board, upload_file
 from storyflow.telegram._uploader import PART_SIZE
 
@@ -19,9 +29,14 @@ from storyflow.telegram._uploader import PART_SIZE
 class RecordingSink:
     edits: list[tuple[float, int, int, str]] = attrs.field(factory=list)
     failures: dict[int, list[Exception]] = attrs.field(factory=dict)  # message id -> errors to raise, in order
+    refusals: dict[int, Exception] = attrs.field(factory=dict)  # message id -> the error every edit of it gets
+    attempts: dict[int, list[float]] = attrs.field(factory=dict)  # message id -> when each edit was tried
 
     async def edit_text(self, chat_id: int, message_id: int, text_html: str) -> None:
+        self.attempts.setdefault(message_id, []).append(trio.current_time())
         await trio.sleep(0.01)
+        if message_id in self.refusals:
+            raise self.refusals[message_id]
         pending = self.failures.get(message_id)
         if pending:
             raise pending.pop(0)
@@ -76,6 +91,45 @@ async def test_not_modified_and_deleted_messages_are_fine(autojump_clock: trio.t
         board.show(1, 20, "never sent")  # a deleted message is not edited again
         await trio.sleep(10)
     assert [m for _, _, m, _ in sink.edits] == []
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [ChatUnavailable("banned from the chat"), PeerNotFound("chat unknown to this session"),
+     NotAuthorized("logged out"), TelegramError("Telegram said MESSAGE_TOO_LONG")],
+    ids=lambda error: type(error).__name__,
+)
+async def test_a_message_that_cannot_be_edited_is_given_up_after_one_try(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, refusal: Exception
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="storyflow.status")
+    sink = RecordingSink(refusals={10: refusal})
+    async with open_status_board(sink) as board:
+        board.show(1, 10, "final", final=True)
+        board.show(1, 11, "its neighbour", final=True)
+        with trio.fail_after(60):  # virtual time: a board that kept trying would never let this return
+            await board.wait_final(1, 10)  # not left waiting for a text that can never go out
+            await board.wait_final(1, 11)
+        board.show(1, 10, "newer, never tried")
+        await trio.sleep(600)
+    assert len(sink.attempts[10]) == 1
+    assert [(m, text) for _, _, m, text in sink.edits] == [(11, "its neighbour")]
+    assert len([r for r in caplog.records if "status message 10" in r.getMessage()]) == 1
+
+
+async def test_passing_trouble_is_tried_again_later_each_time_and_logged_once(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="storyflow.status")
+    sink = RecordingSink(failures={10: [TelegramUnavailable("connection trouble")] * 5})
+    async with open_status_board(sink) as board:
+        board.show(1, 10, "final", final=True)
+        await board.wait_final(1, 10)
+    tries = sink.attempts[10]
+    gaps = [later - earlier for earlier, later in zip(tries, tries[1:], strict=False)]
+    assert len(tries) == 6 and all(b > a for a, b in zip(gaps, gaps[1:], strict=False))  # backing off
+    assert [text for *_, text in sink.edits] == ["final"]
+    assert len([r for r in caplog.records if "connection trouble" in r.getMessage()]) == 1
 
 
 async def test_final_texts_go_out_on_shutdown(autojump_clock: trio.testing.MockClock) -> None:

@@ -1,10 +1,10 @@
 """Delivery to Telegram: each file is uploaded the moment the engine publishes it, while the job still downloads.
 
 Photos and videos go out as albums of up to ten, as soon as a group is full or the job ends; audio as audio;
-anything else as a document. A file over the account's upload limit is cut into playable parts (videos) or
-numbered parts (anything else). Every send's random_id is saved before the send, so a send repeated after a crash
-is refused by Telegram as a duplicate instead of posting twice. Plain Trio: Telegram is reached through
-:class:`TelegramPort`.
+anything else, and a photo or video Telegram would take only as a file, as a document on its own. A file over
+the account's upload limit is cut into playable parts (videos) or numbered parts (anything else). Every send's
+random_id is saved before the send, so a send repeated after a crash is refused by Telegram as a duplicate instead
+of posting twice. Plain Trio: Telegram is reached through :class:`TelegramPort`.
 """
 
 from __future__ import annotations
@@ -231,21 +231,24 @@ class TelegramDelivery:
             spec = await self._spec(job.id, piece, file.kind, name, as_file=as_file,
                                     expected_sha256=file.sha256 if whole else None)
             assert job.origin.chat_id is not None
-            media = await self._store_media(job.origin.chat_id, spec, as_file=as_file)
+            media, stored_as_file = await self._store_media(job.origin.chat_id, spec, as_file=as_file)
             caption = caption_for(job, file, note)
-            visual = spec.type in (MediaType.PHOTO, MediaType.VIDEO) and not as_file
+            # Telegram's albums are all photos/videos, all documents or all audio: a file it took only as a
+            # document would spoil the album it joined (MEDIA_INVALID), so it goes out on its own.
+            visual = spec.type in (MediaType.PHOTO, MediaType.VIDEO) and not stored_as_file
             ready.append(_Ready(file, number, media, caption.to_html(self.caption_limit), visual))
         return ready
 
-    async def _store_media(self, chat_id: int, spec: MediaSpec, *, as_file: bool) -> SentMedia:
+    async def _store_media(self, chat_id: int, spec: MediaSpec, *, as_file: bool) -> tuple[SentMedia, bool]:
+        """Telegram's stored copy, and whether it is a plain document (asked for, or all Telegram would take)."""
         try:
-            return await self.telegram.prepare_media(chat_id, spec, as_file=as_file)
+            return await self.telegram.prepare_media(chat_id, spec, as_file=as_file), as_file
         except MediaRejected:
             if spec.type is MediaType.DOCUMENT or as_file:
                 raise
             # A photo with odd dimensions or a video Telegram cannot read still arrives, as a file.
             log.info("%s refused as %s; sending it as a document", spec.file_name, spec.type)
-            return await self.telegram.prepare_media(chat_id, spec, as_file=True)
+            return await self.telegram.prepare_media(chat_id, spec, as_file=True), True
 
     async def _pieces(self, path: Path, file: JobFile, as_file: bool, folder: Path) -> list[Path]:
         limit = self.upload_limit

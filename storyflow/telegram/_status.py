@@ -3,8 +3,9 @@
 Only the latest text of a message matters, so edits coalesce: a message is edited at most once per
 ``per_message`` seconds and a chat at most once per ``per_chat`` seconds, always with the newest text. A final text
 skips the per-message wait but not the chat's. A FloodWait closes that chat's gate for its duration; the pending
-texts stay and go out when it opens, so the final state is never lost. "Not modified" is success; a message the
-owner deleted is simply forgotten.
+texts stay and go out when it opens, so the final state is never lost. "Not modified" is success. A message that
+can no longer be edited (deleted, in a chat we may no longer write in, a session that is gone) is forgotten after
+one log line; passing trouble (connection, Telegram's internal errors) is retried, each time a little later.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Protocol
 import attrs
 import trio
 
-from .._errors import FloodWait, MessageGone, NotModified, StoryFlowError
+from .._errors import FloodWait, MessageGone, NotModified, StoryFlowError, TelegramUnavailable
 
 log = logging.getLogger("storyflow.status")
 
@@ -25,6 +26,9 @@ PER_MESSAGE_SECONDS = 3.0
 PER_CHAT_SECONDS = 1.0
 # On shutdown, final texts still waiting get this long to go out.
 FLUSH_GRACE_SECONDS = 5.0
+# An edit that failed for a passing reason is tried again this much later, doubling up to the cap.
+RETRY_SECONDS = 2.0
+RETRY_SECONDS_MAX = 60.0
 
 
 class EditSink(Protocol):
@@ -37,6 +41,8 @@ class _Message:
     final: bool
     sent_text: str | None = None
     last_edit: float = -1e9
+    failures: int = 0  # passing failures in a row
+    retry_at: float = 0.0  # after a passing failure, not before this
     done: trio.Event = attrs.field(factory=trio.Event)  # set once the final text is out (or cannot be)
 
     @property
@@ -108,7 +114,7 @@ class StatusBoard:
         for message_id, message in chat.messages.items():
             if not message.dirty:
                 continue
-            due = message.last_edit + (0 if message.final else self.per_message)
+            due = max(message.last_edit + (0 if message.final else self.per_message), message.retry_at)
             if due <= now:
                 return message_id, 0.0
             soonest = min(soonest, due - now)
@@ -151,18 +157,32 @@ class StatusBoard:
             return
         except MessageGone:
             log.debug("chat %d: status message %d is gone", chat_id, message_id)
-            chat.gone.add(message_id)
-            message.sent_text = message.text
-            message.final = True
-        except StoryFlowError as exc:
-            # Not worth failing a job over; the next newer text tries again.
-            log.warning("chat %d: status edit failed: %s", chat_id, exc.message)
+            self._give_up(chat, message_id, message)
+        except TelegramUnavailable as exc:
+            # Not worth failing a job over: tried again later, with the newest text by then.
+            message.failures += 1
+            message.retry_at = trio.current_time() + min(RETRY_SECONDS * 2 ** (message.failures - 1),
+                                                         RETRY_SECONDS_MAX)
+            if message.failures == 1:
+                log.warning("chat %d: status edit failed, trying again later: %s", chat_id, exc.message)
             return
+        except StoryFlowError as exc:
+            # Asking again would get the same answer (no right to write there, no such chat, no session).
+            log.warning("chat %d: status message %d can no longer be edited: %s", chat_id, message_id, exc.message)
+            self._give_up(chat, message_id, message)
         else:
             message.sent_text = text
+        message.failures, message.retry_at = 0, 0.0
         if message.final and not message.dirty:
             message.done.set()
             del chat.messages[message_id]
+
+    @staticmethod
+    def _give_up(chat: _Chat, message_id: int, message: _Message) -> None:
+        """Never edit this message again; whoever waits for its final text stops waiting."""
+        chat.gone.add(message_id)
+        message.sent_text = message.text
+        message.final = True
 
 
 @asynccontextmanager

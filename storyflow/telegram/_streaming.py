@@ -9,7 +9,9 @@ boundary), and the SHA-256 of everything it sent is compared with the engine's h
 difference — post-processing that rewrote the file, a tool that started over, a merge into a new file — discards
 the stream and the file is uploaded the normal way. A stream nobody claims (the download failed, the job was
 cancelled, the file was a format yt-dlp merges away) is abandoned: Telegram forgets unfinished uploads, and no
-message is ever sent for it. Photos are never streamed (Telegram does not take streamed photos).
+message is ever sent for it. Photos are never streamed (Telegram does not take streamed photos), nor are HLS
+downloads of MPEG-TS, which yt-dlp always remuxes into a new MP4 file once they end (its FixupM3u8): streaming
+them would only send every byte twice.
 
 Plain Trio; Telegram is reached through the uploader's :class:`~storyflow.telegram._uploader.PartSink`.
 """
@@ -42,6 +44,9 @@ POLL_SECONDS = 0.25
 # yt-dlp downloads the formats it will merge as "<name>.f137.mp4": those never become the file that is sent.
 _MERGE_PART = re.compile(r"\.f[\w-]+\.\w+$")
 _STREAMABLE = frozenset({MediaKind.VIDEO, MediaKind.AUDIO, MediaKind.DOCUMENT})
+_TS_PACKET = 188  # MPEG-TS: 188-byte packets, each starting with the sync byte 0x47
+# FixupM3u8 remuxes only files with these extensions.
+_REMUXED_SUFFIXES = frozenset({".mp4", ".m4a"})
 
 
 def streamable(part_name: str) -> bool:
@@ -64,6 +69,9 @@ class StreamedUpload:
     name: str
     parts_limit: int
     on_progress: Callable[[int], None] = lambda sent: None
+    # yt-dlp appends HLS/DASH fragments to this file: its "<name>.ytdl" state file, written before the .part is
+    # created and removed once the download ends, was there when the .part was first seen.
+    fragments: bool = False
     file_id: int = attrs.field(factory=random_id)
     offset: int = 0  # bytes handed to senders so far (always whole parts while streaming)
     digest: hashlib._Hash = attrs.field(factory=hashlib.sha256)
@@ -92,10 +100,22 @@ class StreamedUpload:
                 with trio.move_on_after(POLL_SECONDS):
                     await self._stop.wait()
                 continue
+            if self.offset == 0 and await trio.to_thread.run_sync(self._remuxed_when_done):
+                self.broken = "yt-dlp remuxes this HLS download into a new file when it ends"
+                log.debug("%s: not streamed (%s)", self.name, self.broken)
+                return
             while size - self.offset >= PART_SIZE and not self._stop.is_set():
                 await self._send_part(senders, self.offset // PART_SIZE, -1, PART_SIZE)
             if self.offset // PART_SIZE >= self.parts_limit:
                 self.broken = "the file is over this account's upload limit"
+
+    def _remuxed_when_done(self) -> bool:
+        """Whether yt-dlp will replace this file once it is downloaded: HLS fragments (a ``.ytdl`` state file beside
+        it) of MPEG-TS in an .mp4/.m4a, which its FixupM3u8 always remuxes into a new file."""
+        if not self.fragments or Path(self.name).suffix.lower() not in _REMUXED_SUFFIXES:
+            return False
+        head = os.pread(self.fd, _TS_PACKET + 1, 0)
+        return len(head) > _TS_PACKET and head[0] == head[_TS_PACKET] == 0x47
 
     async def _send_part(self, senders: trio.Nursery, index: int, total: int, length: int) -> None:
         token = object()
@@ -178,14 +198,14 @@ class FolderStreams:
                 if name in self._seen:
                     continue
                 self._seen.add(name)
-                opened = await trio.to_thread.run_sync(_open_regular, self.folder / name)
+                opened = await trio.to_thread.run_sync(_open_part, self.folder, name)
                 if opened is None:
                     continue
-                fd, inode = opened
+                fd, inode, fragments = opened
                 display = name[: -len(".part")]
                 stream = StreamedUpload(
                     self.sink, self.in_flight, fd, inode, display, self.parts_limit,
-                    on_progress=functools.partial(self.on_progress, display),
+                    on_progress=functools.partial(self.on_progress, display), fragments=fragments,
                 )
                 self._streams[inode] = stream
                 nursery.start_soon(stream.follow)
@@ -244,12 +264,14 @@ def _part_files(folder: Path) -> list[str]:
         return []
 
 
-def _open_regular(path: Path) -> tuple[int, int] | None:
+def _open_part(folder: Path, name: str) -> tuple[int, int, bool] | None:
+    """A descriptor and the inode of ``folder / name``, and whether yt-dlp is appending fragments to it."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None  # already renamed or removed: the finished file goes the normal way
-    return fd, os.fstat(fd).st_ino
+    fragments = (folder / f"{name[: -len('.part')]}.ytdl").is_file()
+    return fd, os.fstat(fd).st_ino, fragments
 
 
 def _close(fd: int) -> None:

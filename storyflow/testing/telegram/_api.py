@@ -41,6 +41,7 @@ MESSAGE_LENGTH_MAX = 4096
 CAPTION_LENGTH_MAX = 1024
 CAPTION_LENGTH_MAX_PREMIUM = 2048
 ALBUM_SIZE_MAX = 10
+_ALBUM_FAMILIES: dict[MediaKind, str] = {"photo": "visual", "video": "visual", "document": "document", "audio": "audio"}
 _MEGABYTE = 1024 * 1024
 
 Handler = Callable[["Connection", Any], object]
@@ -301,6 +302,7 @@ class Api:
             upload = server.uploads.finish((key_id, input_media.file.id), input_media.file)
             if upload.streamed:
                 raise bad_request("FILE_PARTS_INVALID")  # Telegram wants photos with a known size
+            server.faults.check_media("photo")
             return server.store_media("photo", upload.file, mime_type="image/jpeg", spoiler=bool(input_media.spoiler))
         if isinstance(input_media, types.InputMediaUploadedDocument):
             upload = server.uploads.finish((key_id, input_media.file.id), input_media.file)
@@ -308,10 +310,13 @@ class Api:
             if input_media.thumb is not None:
                 thumbnail = server.uploads.finish((key_id, input_media.thumb.id), input_media.thumb).file
             attributes = list(input_media.attributes)
+            kind = _document_kind(attributes, bool(input_media.force_file))
+            if kind == "video":
+                server.faults.check_media("video")
             if upload.file.name and not any(isinstance(a, types.DocumentAttributeFilename) for a in attributes):
                 attributes.append(types.DocumentAttributeFilename(file_name=upload.file.name))
             return server.store_media(
-                _document_kind(attributes, bool(input_media.force_file)),
+                kind,
                 upload.file,
                 mime_type=input_media.mime_type,
                 attributes=attributes,
@@ -338,7 +343,7 @@ class Api:
 
     def _check_caption(self, me: Account, caption: str) -> None:
         limit = CAPTION_LENGTH_MAX_PREMIUM if me.premium else CAPTION_LENGTH_MAX
-        if len(caption) > limit:
+        if utf16_length(caption) > limit:
             raise bad_request("MEDIA_CAPTION_TOO_LONG")
 
     def upload_media(self, connection: Connection, request: Any) -> TLObject:
@@ -352,7 +357,7 @@ class Api:
         chat = self._chat(me, request.peer)
         if not request.message.strip():
             raise bad_request("MESSAGE_EMPTY")
-        if len(request.message) > MESSAGE_LENGTH_MAX:
+        if utf16_length(request.message) > MESSAGE_LENGTH_MAX:
             raise bad_request("MESSAGE_TOO_LONG")
         content = MessageContent(
             request.message, tuple(request.entities or ()), random_id=request.random_id,
@@ -389,6 +394,10 @@ class Api:
                     reply_to=reply_to, grouped_id=grouped_id, random_id=single.random_id,
                 )
             )
+        # An album is photos and videos, or documents, or audio: never a mix, never voice notes or round videos.
+        families = {_ALBUM_FAMILIES.get(content.media.kind) for content in contents if content.media is not None}
+        if len(families) != 1 or None in families:
+            raise bad_request("MEDIA_INVALID")
         return self.server.post_messages(me, chat, contents, origin=connection)[1]
 
     def edit_message(self, connection: Connection, request: Any) -> types.Updates:
@@ -405,7 +414,7 @@ class Api:
         unchanged = text == record.text and [bytes(e) for e in entities] == [bytes(e) for e in record.entities]
         if unchanged and media is None:
             raise bad_request("MESSAGE_NOT_MODIFIED")
-        if len(text) > (MESSAGE_LENGTH_MAX if record.media is None and media is None else CAPTION_LENGTH_MAX):
+        if utf16_length(text) > (MESSAGE_LENGTH_MAX if record.media is None and media is None else CAPTION_LENGTH_MAX):
             raise bad_request("MESSAGE_TOO_LONG")
         record.text, record.entities, record.edit_date = text, entities, now_utc()
         if media is not None:
@@ -601,6 +610,12 @@ class Api:
         return types.stories.Stories(
             count=len(pinned), stories=[render.story(s, me) for s in page], chats=chats, users=users
         )
+
+
+def utf16_length(text: str) -> int:
+    """A text's length as Telegram counts it (and entity offsets): UTF-16 code units, so an emoji outside the
+    Basic Multilingual Plane counts twice."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _reply_to(reply_to: TLObject | None) -> int | None:

@@ -1,4 +1,4 @@
-"""Per-test fault injection: flood waits, dropped connections, RPC delay, bandwidth."""
+"""Per-test fault injection: flood waits, refused media, dropped connections, RPC delay, bandwidth."""
 
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ class _FloodRule:
 
 
 @attrs.define(eq=False)
+class _Refusal:
+    error: str
+    remaining: int
+
+
+@attrs.define(eq=False)
 class Throttle:
     """A token bucket shared by every connection: one direction of the simulated link."""
 
@@ -58,6 +64,7 @@ class FaultPlan:
     upstream: Throttle = attrs.field(factory=Throttle)
     downstream: Throttle = attrs.field(factory=Throttle)
     _floods: dict[str, list[_FloodRule]] = attrs.field(factory=dict)
+    _refusals: dict[str, list[_Refusal]] = attrs.field(factory=dict)
     _drop_after_requests: float = math.inf
     _drop_after_bytes: float = math.inf
     connections_dropped: int = 0
@@ -76,6 +83,20 @@ class FaultPlan:
             rules.pop(0)
         prefix = "FLOOD_PREMIUM_WAIT" if rule.premium else "FLOOD_WAIT"
         raise RpcFailure(420, f"{prefix}_{rule.seconds}")
+
+    def refuse_media(self, kind: str, error: str, *, count: int) -> None:
+        self._refusals.setdefault(kind, []).append(_Refusal(error, count))
+
+    def check_media(self, kind: str) -> None:
+        """Raise the refusal injected for newly uploaded media of this kind ("photo", "video"), if any."""
+        refusals = self._refusals.get(kind)
+        if not refusals:
+            return
+        refusal = refusals[0]
+        refusal.remaining -= 1
+        if refusal.remaining <= 0:
+            refusals.pop(0)
+        raise RpcFailure(400, refusal.error)
 
     def drop_after(self, *, requests: int | None, bytes: int | None) -> None:
         self._drop_after_requests = math.inf if requests is None else requests

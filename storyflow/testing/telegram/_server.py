@@ -9,7 +9,7 @@ import logging
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import attrs
 import trio
@@ -493,6 +493,13 @@ class LoopbackTelegram:
         """The next `count` calls of `method` ('messages.sendMessage') fail with FLOOD_WAIT_<seconds>
         (FLOOD_PREMIUM_WAIT_<seconds> with premium=True)."""
         self.faults.inject_flood_wait(method, seconds, count=count, premium=premium)
+
+    def refuse_uploaded_media(self, kind: Literal["photo", "video"], error: str, *, count: int = 1) -> None:
+        """The next `count` newly uploaded photos (InputMediaUploadedPhoto) or videos (an uploaded document with
+        video attributes, not forced to be a file) are refused with `error`, as Telegram refuses a picture it
+        cannot process (IMAGE_PROCESS_FAILED, PHOTO_INVALID_DIMENSIONS) or a video it cannot read. The upload
+        itself stays usable, e.g. as a plain document."""
+        self.faults.refuse_media(kind, error, count=count)
 
     def drop_connections_after(self, *, requests: int | None = None, bytes: int | None = None) -> None:
         """Cut the connection that receives request number `requests + 1` (or crosses `bytes` more

@@ -2,7 +2,8 @@
 
 Parts may come in any order and from several connections at once. They are hashed in order as soon as
 the contiguous prefix grows, so only the out-of-order window is buffered; a file's bytes are kept only
-up to `keep_bytes_limit`, beyond that just size and digests survive.
+up to `keep_bytes_limit`, beyond that just size and digests survive. A file over 10 MB must go up with
+saveBigFilePart and be named by an InputFileBig; saveFilePart parts past 10 MB are FILE_PARTS_INVALID.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from ._errors import bad_request
 from ._state import StoredFile
 
 MAX_PART_SIZE = 512 * 1024
+# Anything bigger must go up with saveBigFilePart and be named by an InputFileBig.
+SMALL_FILE_MAX = 10 * 1024 * 1024
 PARTS_LIMIT_DEFAULT = 4000
 PARTS_LIMIT_PREMIUM = 8000
 # Uploaded-but-used files stay usable again for a while, like Telegram's temporary storage.
@@ -64,6 +67,15 @@ class _PendingUpload:
             self.next_index += 1
 
 
+@attrs.frozen
+class UnfinishedUpload:
+    """Parts that no media request has used (yet): an upload in progress, or one its client abandoned."""
+
+    big: bool
+    streamed: bool
+    size: int  # bytes received in order so far
+
+
 @attrs.define(eq=False)
 class FinishedUpload:
     file: StoredFile
@@ -106,6 +118,10 @@ class UploadStore:
                 del self._pending[next(iter(self._pending))]
         elif upload.big != big:
             raise bad_request("FILE_PARTS_INVALID")
+        # Every saveFilePart part but the last is full-size, so this part ends at least here; past 10 MB the
+        # file needed saveBigFilePart.
+        if not big and (index + 1) * len(data) > SMALL_FILE_MAX:
+            raise bad_request("FILE_PARTS_INVALID")
 
         final = False
         if big and total_parts == -1:
@@ -139,6 +155,9 @@ class UploadStore:
         self.parts_received += 1
         self.bytes_received += size
 
+    def unfinished(self) -> list[UnfinishedUpload]:
+        return [UnfinishedUpload(u.big, u.streamed, u.size) for u in self._pending.values()]
+
     def finish(self, key: UploadKey, input_file: types.TypeInputFile) -> FinishedUpload:
         """Check an InputFile/InputFileBig against its parts and return the reassembled file."""
         big = isinstance(input_file, types.InputFileBig)
@@ -161,6 +180,8 @@ class UploadStore:
             if upload.announced_total is not None:
                 accepted_counts.add(upload.announced_total)
         if parts <= 0 or parts not in accepted_counts:
+            raise bad_request("FILE_PARTS_INVALID")
+        if not big and upload.size > SMALL_FILE_MAX:
             raise bad_request("FILE_PARTS_INVALID")
         count = max(accepted_counts)
         for index in range(count):
