@@ -415,7 +415,8 @@ async def test_a_watch_job_takes_only_what_its_archive_has_not_seen(
                 lambda e, done=done: (finals.append(e), done.set()) if isinstance(e, JobUpdated) and e.job.finished
                 else None
             )
-            await engine.submit(JobRequest((site.url(route),), owner=1, options=JobOptions(story=True, watch=5)))
+            options = JobOptions(story=True, watch=5, archive=True)
+            await engine.submit(JobRequest((site.url(route),), owner=1, options=options))
             await done.wait()
             unsubscribe()
     first, second = (event.job for event in finals)

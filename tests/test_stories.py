@@ -262,7 +262,7 @@ async def test_a_story_that_did_not_arrive_is_taken_again_and_one_that_did_never
     watch = await store.add_watch(1, "snapchat", "alice", 1, next_check=0)
     await watcher.check(watch)
     [first] = submitted
-    assert first.urls == tuple(urls)
+    assert first.urls == tuple(urls) and not first.options.archive  # tracked as seen stories, not by the tool
     # a arrived; b's upload failed; c's download failed (no file at all): the job still ends done.
     await end_jobs(watcher, [await finish(store, first, JobState.DONE, {
         "https://cdn.example/a.jpg": FileState.DELIVERED, "https://cdn.example/b.jpg": FileState.FAILED,
@@ -302,6 +302,7 @@ async def test_a_web_watch_learns_from_its_jobs(store: JobStore) -> None:
     await watcher.check(watch)
     await watcher.check((await store.watches())[0])
     assert len(submitted) == 1  # the first job has not ended: no second one piles up behind it
+    assert submitted[0].options.archive  # the tool's archive knows what this watch has seen
     # It fails (say, the cookies expired): the error shows in `.watch`, and checks back off.
     before = time.time()
     await end_jobs(watcher, [await finish(store, submitted[0], JobState.FAILED, {}, error="login required")])

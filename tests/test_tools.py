@@ -55,6 +55,26 @@ def test_ytdlp_command_is_safe() -> None:
     assert command[command.index("--max-filesize") + 1] == "10000000"
 
 
+@pytest.mark.parametrize("options", [JobOptions(max_height=720), JobOptions(audio_only=True)])
+def test_behind_the_guard_the_tools_use_it_and_yt_dlp_takes_no_format_it_would_fetch_past_it(
+    options: JobOptions,
+) -> None:
+    proxy = "http://127.0.0.1:4321"
+    ytdlp = ytdlp_command("https://example.com/v", Path("/jobs/1"), extractors=(), options=options, limits=LIMITS,
+                          proxy=proxy)
+    gallery = gallery_dl_command("https://example.com/a.jpg", Path("/jobs/1"), modules=(), limits=LIMITS, proxy=proxy)
+    for command in (ytdlp, gallery):
+        assert command[command.index("--proxy") + 1] == proxy
+        assert command.index("--proxy") < command.index("--")
+    alternatives = ytdlp[ytdlp.index("-f") + 1].split("/")
+    for alternative in alternatives:
+        for selector in alternative.split("+"):
+            assert "[protocol!*=rtmp]" in selector and "[protocol!*=rtsp]" in selector, selector
+    unguarded = ytdlp_command("https://example.com/v", Path("/jobs/1"), extractors=(), options=options,
+                              limits=LIMITS)
+    assert "--proxy" not in unguarded and "protocol" not in unguarded[unguarded.index("-f") + 1]
+
+
 def test_routing() -> None:
     photo = route("https://cdn.example.com/x/photo.jpg")
     assert photo.attempts == (

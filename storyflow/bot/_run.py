@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import attrs
 import httpx
 import trio
 
-from .._errors import ConfigError, NotAuthorized, TelegramUnavailable
+from .._errors import ConfigError, NotAuthorized
 from ..config import Config
 from ..cookies import CookieStore, JobCookies, login_hint
 from ..download import Engine, open_engine
@@ -93,17 +92,8 @@ async def run_userbot(config: Config, *, task_status: trio.TaskStatus[Running] =
     settings = gateway_settings(config, await trio.to_thread.run_sync(read_session, config))
     async with open_store(config.paths.database) as store:
         runtime = RuntimeSettings.from_config(config, await store.settings())
-        # Only the first connection has a deadline; afterwards Telethon reconnects for as long as it takes.
-        deadline = config.telegram.connect_timeout
-        with trio.CancelScope(deadline=trio.current_time() + deadline) as connecting:
-            async with open_gateway(settings) as gateway:
-                connecting.deadline = math.inf
-                await _serve(config, store, runtime, gateway, task_status)
-        if connecting.cancelled_caught:
-            raise TelegramUnavailable(
-                f"could not reach Telegram within {deadline:g} s",
-                hint="check the network, and telegram.dc_address if you set one",
-            )
+        async with open_gateway(settings) as gateway:
+            await _serve(config, store, runtime, gateway, task_status)
 
 
 async def _serve(

@@ -56,8 +56,6 @@ class Watcher:
     jitter: float
     checks: int = attrs.field(init=False, default=0)
     _wake: trio.Event = attrs.field(init=False, factory=trio.Event)
-    # Web watches whose page job has not ended yet: no second job piles up behind a slow or failing one.
-    _page_jobs: set[int] = attrs.field(init=False, factory=set)
     _checked: trio.Event = attrs.field(init=False, factory=trio.Event)
 
     def next_time(self, *, after: float, failures: int = 0) -> float:
@@ -82,8 +80,12 @@ class Watcher:
             watches = await self.store.watches()
             now = time.time()
             due = [w for w in watches if w.next_check <= now]
-            for watch in due:
-                await self.check(watch)
+            for listed in due:
+                # Checks run one after another: a watch may have been removed, or put off by its job's failure
+                # (job_ended), since the list was read.
+                watch = await self.store.get_watch(listed.id)
+                if watch is not None and watch.next_check <= time.time():
+                    await self.check(watch)
             if due:
                 continue
             soonest = min((w.next_check for w in watches), default=now + 3600)
@@ -98,8 +100,11 @@ class Watcher:
         try:
             found_new = await self._check(watch)
             if watch.site in PAGE_SITES:
-                # The check only queued a job; its outcome (job_ended) decides about errors and backoff.
-                failures, error = watch.failures, watch.last_error
+                # The check only queued a job; its outcome (job_ended) decides about errors and backoff, and may
+                # already have been recorded meanwhile.
+                current = await self.store.get_watch(watch.id)
+                if current is not None:
+                    failures, error = current.failures, current.last_error
         except (FloodWait, RateLimited) as exc:
             failures = watch.failures + 1
             error = exc.user_text()
@@ -124,12 +129,12 @@ class Watcher:
         options = JobOptions(story=True, watch=watch.id)
         origin = Origin(chat_id=watch.chat_id)
         if found.page is not None:
-            if watch.id in self._page_jobs:
+            if any(job.options.watch == watch.id for job in await self.store.unfinished_jobs()):
                 log.info("watch %d: the previous check's job is still running; not queueing another", watch.id)
                 return False
             # The tool's archive for this watch decides what is new; a job that finds nothing ends quietly.
+            options = attrs.evolve(options, archive=True)
             job = await self.submit(JobRequest((found.page,), watch.owner, options, origin), False)
-            self._page_jobs.add(watch.id)
             log.info("watch %d: job %d looks for new stories", watch.id, job.id)
             return False
         new_ids = await self.store.take_new_stories(watch.id, list(found.ids.values()))
@@ -154,7 +159,6 @@ class Watcher:
             watch_id = job.options.watch
             if watch_id is None:
                 continue
-            self._page_jobs.discard(watch_id)
             if job.state is JobState.DONE:
                 delivered = {f.source_url for f in job.files if f.state is FileState.DELIVERED}
                 released = await self.store.release_undelivered_stories(job.id, delivered)

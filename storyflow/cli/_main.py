@@ -8,7 +8,7 @@ import logging
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -104,15 +104,14 @@ class _Shutdown(Exception):
         super().__init__(signal.Signals(signum).name)
 
 
-async def _raise_on_signal(signals: AsyncIterator[int], console: Console) -> None:
+async def _raise_on_signal(signals: AsyncIterator[int], notice: Callable[[int], None] = lambda signum: None) -> None:
     async for signum in signals:
-        console.print(f"[yellow]{signal.Signals(signum).name}: stopping (jobs are kept and resume next time)[/]")
+        notice(signum)
         raise _Shutdown(signum)
 
 
-async def _raise_on_signal_quietly(signals: AsyncIterator[int]) -> None:
-    async for signum in signals:
-        raise _Shutdown(signum)
+def _stopping(console: Console, signum: int) -> None:
+    console.print(f"[yellow]{signal.Signals(signum).name}: stopping (jobs are kept and resume next time)[/]")
 
 
 async def _run_async(config: Config, console: Console) -> int:
@@ -125,7 +124,7 @@ async def _run_async(config: Config, console: Console) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_raise_on_signal, signals, console)
+                nursery.start_soon(_raise_on_signal, signals, partial(_stopping, console))
                 await run_userbot(config)
                 nursery.cancel_scope.cancel()
         except* _Shutdown:
@@ -175,7 +174,7 @@ async def _login_async(config: Config, console: Console, *, print_session: bool)
         try:
             with single_error():
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_raise_on_signal_quietly, signals)
+                    nursery.start_soon(_raise_on_signal, signals)
                     session, me = await login(settings, _ask)
                     nursery.cancel_scope.cancel()
         except _Shutdown:

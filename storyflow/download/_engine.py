@@ -486,7 +486,7 @@ class Engine:
             raise PrivateDestination(exc.message) from None
         except UnsafeURL as exc:
             raise UnsupportedURL(exc.message, hint=exc.hint) from None
-        if job.options.watch is not None and self.cache_dir is not None:
+        if job.options.archive and self.cache_dir is not None:
             await trio.Path(self.cache_dir / "watches").mkdir(parents=True, exist_ok=True)
         chosen = await trio.to_thread.run_sync(
             lambda: route(url, ytdlp_first_hosts=self.settings.prefer_ytdlp_for)
@@ -568,7 +568,7 @@ class Engine:
     ) -> list[str]:
         # A watch's archive remembers what the tool already fetched for it, so each check takes only new stories.
         archive = self.cache_dir / "watches" / f"{job.options.watch}-{attempt.tool}.archive" if (
-            job.options.watch is not None and self.cache_dir is not None
+            job.options.archive and job.options.watch is not None and self.cache_dir is not None
         ) else None
         if attempt.tool is Tool.GALLERY_DL:
             return gallery_dl_command(

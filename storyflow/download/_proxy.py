@@ -14,9 +14,7 @@ close``. A refused destination gets ``403`` and is remembered, so the job can sa
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from functools import partial
@@ -26,7 +24,7 @@ import attrs
 import trio
 
 from .._util import single_error
-from ._urls import is_public_address
+from ._urls import is_public_address, names_this_machine, resolve
 
 log = logging.getLogger("storyflow.proxy")
 
@@ -35,7 +33,7 @@ HEAD_DEADLINE_SECONDS = 30.0
 CONNECT_DEADLINE_SECONDS = 30.0
 CHUNK_BYTES = 64 * 1024
 # Hop-by-hop and proxy headers a plain-http request loses on its way to the site.
-_DROPPED_HEADERS = frozenset({b"proxy-connection", b"proxy-authorization", b"connection", b"keep-alive"})
+_DROPPED_HEADERS = frozenset({b"proxy-connection", b"proxy-authorization", b"connection", b"keep-alive", b"host"})
 
 
 class _Refused(Exception):
@@ -164,7 +162,9 @@ def _origin_form(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]
     if parts.query:
         path += "?" + parts.query
     kept = [(name, value) for name, value in headers if name.lower() not in _DROPPED_HEADERS]
-    lines = [b"%s %s HTTP/1.1" % (method, path.encode("ascii"))]
+    # The site judged is the site asked: Host comes from the target, never from the client's headers.
+    authority = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    lines = [b"%s %s HTTP/1.1" % (method, path.encode("ascii")), b"Host: " + authority.encode("ascii")]
     lines += [name + b": " + value for name, value in kept]
     lines.append(b"Connection: close")
     return host, port, b"\r\n".join(lines) + b"\r\n\r\n"
@@ -174,11 +174,14 @@ async def _connect(
     proxy: GuardProxy, is_allowed: Callable[[str], bool], host: str, port: int
 ) -> trio.SocketStream:
     """Resolve ``host``, judge every address, connect to one of the judged addresses (never a second lookup)."""
-    if host == "localhost" or host.endswith(".localhost"):
-        # RFC 6761: this machine, whatever a resolver (or a judge that trusts some local address) says.
+    if names_this_machine(host):
+        # Whatever a resolver (or a judge that trusts some local address) says.
         proxy.refused.append(host)
         raise _Refused(403, f"{host} is a local or private address (this machine)")
-    addresses = await _resolve(host, port)
+    try:
+        addresses = await resolve(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise _Refused(502, f"cannot resolve {host}: {exc}") from None
     for address in addresses:
         if not is_allowed(address):
             where = host if host == address else f"{host} ({address})"
@@ -193,18 +196,6 @@ async def _connect(
         except (OSError, trio.TooSlowError) as exc:
             last_error = exc if isinstance(exc, OSError) else OSError(f"connecting to {host} timed out")
     raise _Refused(502, f"cannot connect to {host}: {last_error}")
-
-
-async def _resolve(host: str, port: int) -> list[str]:
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    try:
-        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise _Refused(502, f"cannot resolve {host}: {exc}") from None
-    return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
 
 
 async def _answer(client: trio.SocketStream, status: int, reason: str) -> None:

@@ -192,12 +192,18 @@ def gallery_dl_command(
     return [*command, "--", url]
 
 
-def _format_for(options: JobOptions) -> list[str]:
+# Formats served over protocols that rtmpdump or ffmpeg fetch themselves, past yt-dlp's --proxy (and so past the
+# destination guard); left out when the guard is on.
+_UNPROXIED_PROTOCOLS = "[protocol!*=rtmp][protocol!*=rtsp][protocol!*=mms][protocol!^=ftp]"
+
+
+def _format_for(options: JobOptions, *, guarded: bool) -> list[str]:
+    only = _UNPROXIED_PROTOCOLS if guarded else ""
     if options.audio_only:
-        return ["-f", "bestaudio/best", "--extract-audio", "--audio-format", "m4a"]
+        return ["-f", f"bestaudio{only}/best{only}", "--extract-audio", "--audio-format", "m4a"]
     height = f"[height<={options.max_height}]" if options.max_height else ""
     return [
-        "-f", f"bv*{height}+ba/b{height}/bv*+ba/b",
+        "-f", f"bv*{height}{only}+ba{only}/b{height}{only}/bv*{only}+ba{only}/b{only}",
         "--format-sort", "vcodec:h264,ext:mp4:m4a",
         "--merge-output-format", "mp4",
     ]
@@ -237,7 +243,7 @@ def ytdlp_command(
         "--playlist-items", f"1:{limits.max_items}",
         "--max-downloads", str(limits.max_items),
         "--ffmpeg-location", ffmpeg_executable(),
-        *_format_for(options),
+        *_format_for(options, guarded=proxy is not None),
     ]
     command += ["--cache-dir", str(cache_dir)] if cache_dir is not None else ["--no-cache-dir"]
     if extractors:

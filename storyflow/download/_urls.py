@@ -146,6 +146,19 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def names_this_machine(host: str) -> bool:
+    """RFC 6761: ``localhost`` and ``*.localhost`` are this machine, whatever a resolver says."""
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, once each, in order (numeric hosts in every spelling the tools accept
+    are resolved without a lookup). Raises OSError / UnicodeError as ``getaddrinfo`` does."""
+    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in infos))
+
+
 async def check_destination(
     url: str, *, allow_private: bool, is_public: Callable[[str], bool] = is_public_address
 ) -> None:
@@ -158,17 +171,15 @@ async def check_destination(
     if allow_private:
         return
     host, port = host_and_port(url)
-    if host == "localhost" or host.endswith(".localhost"):
-        # RFC 6761: always this machine, whatever a resolver says; no lookup needed to know.
+    if names_this_machine(host):
         raise PrivateAddress(f"{host} points to a local or private address (this machine)")
     try:
-        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = await resolve(host, port)
     except OSError as exc:
         raise NetworkError(f"cannot resolve {host}: {exc.strerror or exc}") from None
     except UnicodeError:
         raise UnsafeURL(f"invalid host name: {_shorten(host)}") from None
-    for *_, sockaddr in infos:
-        address = str(sockaddr[0])
+    for address in addresses:
         if not is_public(address):
             raise PrivateAddress(f"{host} points to a local or private address ({address})")
 

@@ -81,7 +81,11 @@ class JobOptions:
     max_height: int | None = None
     as_file: bool = False  # send everything as documents, untouched
     story: bool = False  # captions say whose story, when it was posted and where it stands (3/7)
-    watch: int | None = None  # the watch that made this job: nothing new is not a failure; an archive skips seen
+    watch: int | None = None  # the watch that made this job: nothing new is not a failure
+    # The tools keep a download archive per watch and skip what it holds: for sites only the tools can list. Watches
+    # that list stories themselves track them as seen_stories instead, released if a story never arrives; an
+    # archive would then skip that story for good.
+    archive: bool = False
 
     def to_json(self) -> dict[str, object]:
         return attrs.asdict(self)

@@ -474,7 +474,7 @@ class JobStore:
         await self._run(update)
 
     async def take_new_stories(self, watch_id: int, stories: list[str]) -> list[str]:
-        """Which of ``stories`` this watch has not taken yet; those are taken now (one transaction). None for a
+        """Which of ``stories`` this watch has not taken yet; those are taken now (one transaction). Nothing for a
         watch removed meanwhile (`.unwatch` during its check)."""
 
         def take() -> list[str]:

@@ -58,7 +58,7 @@ from .._errors import (
     TelegramError,
     TelegramUnavailable,
 )
-from .._util import TELEGRAM_ID_MAX, whole_number
+from .._util import TELEGRAM_ID_MAX, single_error, whole_number
 from .._version import __version__
 from ._text import MESSAGE_LIMIT, cut, utf16_len
 from ._values import (
@@ -101,7 +101,8 @@ class GatewaySettings:
     session: str = attrs.field(repr=False)  # a StringSession
     dc_id: int | None = None
     dc_address: str | None = None  # host:port, e.g. Telegram's test DCs or the loopback server
-    # How long a first login waits to reach Telegram (Telethon itself would retry for ever).
+    # How long the first contact may take: Telethon itself would retry for ever. Once connected, it reconnects for as
+    # long as it takes.
     connect_timeout: float = 60.0
 
 
@@ -678,18 +679,37 @@ async def _open_upload_sender_aio(client: TelegramClient) -> MTProtoSender:
     return sender
 
 
+@contextmanager
+def _reaching_telegram(seconds: float) -> Iterator[None]:
+    """The first contact with Telegram, given ``seconds`` (the user's telegram.connect_timeout)."""
+    with trio.move_on_after(seconds) as connecting:
+        yield
+    if connecting.cancelled_caught:
+        raise TelegramUnavailable(f"could not reach Telegram within {seconds:g} s",
+                                  hint="check the network, and telegram.dc_address if you set one")
+
+
 @asynccontextmanager
 async def open_gateway(settings: GatewaySettings) -> AsyncIterator[Gateway]:
     """Connect and log in for the duration of the block (Trio-flavoured; owns its asyncio loop and nursery).
 
-    Raises :class:`NotAuthorized` if the session is not logged in. If Telegram drops us for good (the session
-    was revoked), the block is cancelled with :class:`TelegramUnavailable` / :class:`NotAuthorized`.
+    Raises :class:`NotAuthorized` if the session is not logged in, :class:`TelegramUnavailable` if Telegram cannot
+    be reached within ``settings.connect_timeout``. If Telegram drops us for good (the session was revoked), the
+    block is cancelled with :class:`TelegramUnavailable` / :class:`NotAuthorized`. Errors leave as themselves, not
+    wrapped in the groups of the nurseries inside.
     """
+    with single_error():
+        async with _connected_gateway(settings) as gateway:
+            yield gateway
+
+
+@asynccontextmanager
+async def _connected_gateway(settings: GatewaySettings) -> AsyncIterator[Gateway]:
     async with trio_asyncio.open_loop() as loop:
         client = _client(settings)
         upload_sender: MTProtoSender | None = None
         try:
-            with _translated("connecting to Telegram"):
+            with _reaching_telegram(settings.connect_timeout), _translated("connecting to Telegram"):
                 await trio_asyncio.aio_as_trio(client.connect, loop=loop)()
                 if not await trio_asyncio.aio_as_trio(client.is_user_authorized, loop=loop)():
                     raise NotAuthorized("this session is not logged in")
@@ -752,13 +772,8 @@ async def login(settings: GatewaySettings, prompt: Prompt) -> tuple[str, Me]:
             return result
 
         try:
-            with trio.move_on_after(settings.connect_timeout) as connecting, _translated("connecting to Telegram"):
+            with _reaching_telegram(settings.connect_timeout), _translated("connecting to Telegram"):
                 await aio(client.connect)
-            if connecting.cancelled_caught:
-                raise TelegramUnavailable(
-                    f"could not reach Telegram within {settings.connect_timeout:g} s",
-                    hint="check the network, and telegram.dc_address if you set one",
-                )
             phone = (await prompt("Phone number (international format, e.g. +4915…): ", False)).strip()
             try:
                 with _translated("asking for a login code"):
