@@ -28,20 +28,13 @@ import attrs
 import trio
 
 from storyflow.config import DownloadConfig
-from storyflow.download import DeliveryHandle, JobUpdated, open_engine
-from storyflow.jobs import JobRequest, JobState, open_store
+from storyflow.download import open_engine
+from storyflow.jobs import JobState, open_store
+from storyflow.testing._engine import MarkDelivered, run_jobs
 from storyflow.testing._media import make_padded_video, video_page_html
 from storyflow.testing._processes import start_media_process
 
 PROBE_INTERVAL = 0.010
-
-
-class MarkDelivered:
-    """Delivery that only records each file as delivered: the benchmark measures the download stage."""
-
-    async def deliver(self, handle: DeliveryHandle) -> None:
-        async for file in handle.files:
-            await handle.delivered(file)
 
 
 async def probe(lateness_ms: list[float], stop: trio.Event) -> None:
@@ -105,18 +98,6 @@ async def engine_under_load(urls: list[str], limiter: int, work: Path, *, guarde
         store, settings, jobs_dir=work / f"{name}-jobs", delivery=MarkDelivered(), cache_dir=work / f"{name}-cache",
         is_public=lambda address: address == "127.0.0.1",
     ) as engine:
-        remaining = set()
-        all_done = trio.Event()
-        final_states: dict[int, JobState] = {}
-
-        def watch(event: object) -> None:
-            if isinstance(event, JobUpdated) and event.job.finished and event.job.id in remaining:
-                remaining.discard(event.job.id)
-                final_states[event.job.id] = event.job.state
-                if not remaining:
-                    all_done.set()
-
-        engine.subscribe(watch)
         # Routing tables are imported once per process (a long-running userbot pays it once); do it up front.
         await engine.validate(tuple(urls))
         from storyflow.download import route
@@ -126,10 +107,7 @@ async def engine_under_load(urls: list[str], limiter: int, work: Path, *, guarde
         started = trio.current_time()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(probe, lateness, stop)
-            for url in urls:
-                job = await engine.submit(JobRequest((url,), owner=1))
-                remaining.add(job.id)
-            await all_done.wait()
+            final_states = await run_jobs(engine, urls)
             stop.set()
         wall = trio.current_time() - started
         child_cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - child_before

@@ -35,8 +35,9 @@ from telethon import TelegramClient, events
 from telethon.sessions import StringSession
 
 from storyflow.config import DownloadConfig
-from storyflow.download import DeliveryHandle, JobUpdated, open_engine, route
-from storyflow.jobs import JobRequest, JobState, open_store
+from storyflow.download import open_engine, route
+from storyflow.jobs import JobState, open_store
+from storyflow.testing._engine import MarkDelivered, run_jobs
 from storyflow.testing._media import make_padded_video
 from storyflow.testing._processes import start_media_process, start_telegram_process
 
@@ -124,14 +125,6 @@ async def delivered_time(work: Path, telegram_session: str, command: str, *, str
     return took
 
 
-class MarkDelivered:
-    """Delivery that only records each file as delivered: the downloads alone, no Telegram."""
-
-    async def deliver(self, handle: DeliveryHandle) -> None:
-        async for file in handle.files:
-            await handle.delivered(file)
-
-
 async def download_alone(work: Path, urls: list[str]) -> float:
     """The same downloads through the same engine in this process (routing warmed up first, as in a running
     userbot), timed from submitting until every job ended; interpreter start-up is not counted."""
@@ -141,22 +134,8 @@ async def download_alone(work: Path, urls: list[str]) -> float:
         store, settings, jobs_dir=work / "alone-jobs", delivery=MarkDelivered()
     ) as engine:
         await trio.to_thread.run_sync(route, urls[0])
-        remaining: set[int] = set()
-        states: dict[int, JobState] = {}
-        all_done = trio.Event()
-
-        def on_event(event: object) -> None:
-            if isinstance(event, JobUpdated) and event.job.finished and event.job.id in remaining:
-                remaining.discard(event.job.id)
-                states[event.job.id] = event.job.state
-                if not remaining:
-                    all_done.set()
-
-        engine.subscribe(on_event)
         started = time.perf_counter()
-        for url in urls:
-            remaining.add((await engine.submit(JobRequest((url,), owner=1))).id)
-        await all_done.wait()
+        states = await run_jobs(engine, urls)
         took = time.perf_counter() - started
     if any(state is not JobState.DONE for state in states.values()):
         raise SystemExit(f"the downloads alone did not all succeed: {states}")
