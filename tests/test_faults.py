@@ -73,6 +73,25 @@ async def test_five_dropped_connections_during_one_upload(
     assert posted.media is not None and posted.media.sha256 == generated_sha256(size)
 
 
+async def test_a_status_message_whose_answer_was_lost_is_found_again(
+    telegram: LoopbackTelegram, tmp_path: Path, site: MediaServer, media: MediaFiles
+) -> None:
+    """Telegram posts the status message, the link dies before its answer arrives, and Telethon sends the same
+    request again after reconnecting: RANDOM_ID_DUPLICATE. The job still runs, on the message that exists."""
+    async with running_userbot(telegram, userbot_config(tmp_path, telegram)) as bot:
+        await bot.answer(await bot.type(".ping"))
+        # The first sendMessage is the phone's `.dl`; the second is the userbot's status message.
+        telegram.lose_answers("messages.sendMessage", after=1)
+        command = await bot.type(f".dl {site.url('/photo.jpg')}")
+        status = await bot.final_status(command)
+        assert status.text.startswith("✅"), status.text
+        assert telegram.faults.connections_dropped == 1
+        [photo] = bot.media_replies(command)
+        texts = [m for m in telegram.all_messages() if m.reply_to == command and m.media is None]
+    assert texts == [status]  # one status message, moved to its end: none lost, none doubled
+    assert photo.media is not None and photo.media.sha256 == hashlib.sha256(media.image.read_bytes()).hexdigest()
+
+
 async def test_a_tool_that_crashes_fails_its_job_cleanly_and_the_next_job_is_fine(
     telegram: LoopbackTelegram, tmp_path: Path, site: MediaServer, media: MediaFiles
 ) -> None:

@@ -142,6 +142,8 @@ async def test_edit_and_delete_push_updates(server: LoopbackTelegram) -> None:
         with pytest.raises(errors.MessageNotModifiedError):
             await call(owner.edit_message)("storyflow_friend", status.id, "uploading 50%")
 
+        before = await call(owner.get_messages)("storyflow_friend", limit=10)
+        assert [(m.id, m.message, m.out) for m in before] == [(status.id, "uploading 50%", True)]
         await call(owner.delete_messages)("storyflow_friend", [status.id])
         deleted = await next_event(deletes)
         assert deleted.deleted_ids == [status.id]

@@ -83,6 +83,8 @@ RETRY_DELAY_SECONDS = 2
 # Transient failures (Telegram's internal errors, a connection that broke mid-call) are retried this often.
 TRANSIENT_ATTEMPTS = 4
 INCOMING_BUFFER = 256
+# How far back a sent message whose answer was lost is looked for.
+SENT_LOOKBACK = 20
 _USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
 # Flood waits up to this long are waited out inside a call (answers to commands, stories, lookups). Sends of a job's
 # media wait however long Telegram says (the job can be cancelled meanwhile); edits and parts never wait here.
@@ -380,15 +382,41 @@ class Gateway:
     async def send_text(
         self, chat_id: int, text_html: str, *, reply_to: int | None = None, send_id: int | None = None
     ) -> int:
-        """Send an HTML message; returns its id. ``send_id`` (a random_id) makes the send exactly-once."""
+        """Send an HTML message; returns its id. ``send_id`` (a random_id) makes the send exactly-once: sent before,
+        it raises :class:`DuplicateSend`."""
         text, entities = _parsed(text_html)
+        fresh = send_id is None
         send_id = random_id() if send_id is None else send_id
+        peer = await self._peer(chat_id)
         request = functions.messages.SendMessageRequest(
-            peer=await self._peer(chat_id), message=text, entities=entities or None, no_webpage=True,
+            peer=peer, message=text, entities=entities or None, no_webpage=True,
             reply_to=types.InputReplyToMessage(reply_to) if reply_to else None, random_id=send_id,
         )
-        result = await self._call(request, "sending a message")
+        try:
+            result = await self._call(request, "sending a message")
+        except DuplicateSend:
+            if not fresh:
+                raise
+            # A random_id made for this very send can only have been used by it: it reached Telegram, and the
+            # connection dropped before the answer did (Telethon then sends the request again). Find the message.
+            found = await self._sent_text(peer, text, reply_to)
+            if found is None:
+                raise
+            log.info("a message reached chat %d before its answer was lost; found it again", chat_id)
+            return found
         return _message_ids(result, [send_id])[0]
+
+    async def _sent_text(self, peer: TLObject, text: str, reply_to: int | None) -> int | None:
+        """The newest of our recent messages in a chat with this text (and reply), if any."""
+        request = functions.messages.GetHistoryRequest(
+            peer=peer, offset_id=0, offset_date=None, add_offset=0, limit=SENT_LOOKBACK, max_id=0, min_id=0, hash=0,
+        )
+        history = await self._call(request, "finding a sent message")
+        for message in getattr(history, "messages", []):
+            replied = getattr(getattr(message, "reply_to", None), "reply_to_msg_id", None)
+            if getattr(message, "out", False) and getattr(message, "message", None) == text and replied == reply_to:
+                return int(message.id)
+        return None
 
     async def edit_text(self, chat_id: int, message_id: int, text_html: str) -> None:
         text, entities = _parsed(text_html)

@@ -482,7 +482,8 @@ class Api:
         total = len(newest_first)
         if request.offset_id:
             newest_first = [m for m in newest_first if m.id < request.offset_id]
-        if request.offset_date:
+        # An unset offset_date arrives as 0, which Telethon reads as the epoch: no offset, as Telegram takes it.
+        if request.offset_date and request.offset_date.timestamp() > 0:
             newest_first = [m for m in newest_first if m.date < request.offset_date]
         if request.max_id:
             newest_first = [m for m in newest_first if m.id < request.max_id]

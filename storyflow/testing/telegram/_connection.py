@@ -198,6 +198,9 @@ class Connection:
             self._queue_rpc_error(msg_id, RpcFailure(500, "INTERNAL_SERVER_ERROR"))
             return
         self.requests_handled += 1
+        if self.server.faults.answer_lost(method):
+            self.close()  # done, but the client never hears so: it can only send the same request again
+            return
         body = serialize_result(result)
         if len(body) > _GZIP_THRESHOLD and not isinstance(result, types.upload.File):
             packed = bytes(GzipPacked(body))

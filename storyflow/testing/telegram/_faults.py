@@ -65,6 +65,7 @@ class FaultPlan:
     downstream: Throttle = attrs.field(factory=Throttle)
     _floods: dict[str, list[_FloodRule]] = attrs.field(factory=dict)
     _refusals: dict[str, list[_Refusal]] = attrs.field(factory=dict)
+    _lost_answers: dict[str, list[int]] = attrs.field(factory=dict)  # method -> [calls to let through, to lose]
     _drop_after_requests: float = math.inf
     _drop_after_bytes: float = math.inf
     connections_dropped: int = 0
@@ -83,6 +84,21 @@ class FaultPlan:
             rules.pop(0)
         prefix = "FLOOD_PREMIUM_WAIT" if rule.premium else "FLOOD_WAIT"
         raise RpcFailure(420, f"{prefix}_{rule.seconds}")
+
+    def lose_answers(self, method: str | type, count: int, *, after: int) -> None:
+        self._lost_answers[normalize_method_name(method)] = [after, count]
+
+    def answer_lost(self, method: str) -> bool:
+        """Whether this call's answer is to be lost (counting it)."""
+        plan = self._lost_answers.get(method)
+        if plan is None or plan[1] <= 0:
+            return False
+        if plan[0] > 0:
+            plan[0] -= 1
+            return False
+        plan[1] -= 1
+        self.connections_dropped += 1
+        return True
 
     def refuse_media(self, kind: str, error: str, *, count: int) -> None:
         self._refusals.setdefault(kind, []).append(_Refusal(error, count))

@@ -494,6 +494,12 @@ class LoopbackTelegram:
         (FLOOD_PREMIUM_WAIT_<seconds> with premium=True)."""
         self.faults.inject_flood_wait(method, seconds, count=count, premium=premium)
 
+    def lose_answers(self, method: str | type, *, count: int = 1, after: int = 0) -> None:
+        """After `after` more calls of `method` answered as usual, the next `count` are carried out but the
+        connection drops before the answer leaves, as when a link dies just after Telegram got a request: the
+        client knows nothing of the result."""
+        self.faults.lose_answers(method, count, after=after)
+
     def refuse_uploaded_media(self, kind: Literal["photo", "video"], error: str, *, count: int = 1) -> None:
         """The next `count` newly uploaded photos (InputMediaUploadedPhoto) or videos (an uploaded document with
         video attributes, not forced to be a file) are refused with `error`, as Telegram refuses a picture it
