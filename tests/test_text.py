@@ -64,3 +64,25 @@ def test_fit_lines_says_how_many_were_left_out() -> None:
 )
 def test_display_names_prefer_what_the_link_calls_the_file(tool_path: str, title: str, url: str, name: str) -> None:
     assert safe_display_name(tool_path, title, url) == name
+
+
+@pytest.mark.parametrize(
+    ("link", "uploader", "owner"),
+    [
+        ("https://www.instagram.com/stories/jane.doe/", "", "jane.doe"),
+        ("https://www.instagram.com/stories/jane.doe/3141592653589793/", "", "jane.doe"),
+        ("https://www.tiktok.com/@jane_doe/stories", "", "jane_doe"),
+        ("https://x.com/janedoe/media", "", "janedoe"),
+        ("https://x.com/janedoe/media", "Jane Doe", "Jane Doe"),  # what the tool says wins
+        ("https://example.com/", "", "?"),
+    ],
+)
+def test_a_tool_listed_story_says_whose_it_is(link: str, uploader: str, owner: str) -> None:
+    from storyflow.jobs import FileState, Job, JobFile, JobOptions, JobState, MediaKind, Origin
+    from storyflow.telegram._delivery import caption_for
+
+    job = Job(1, (link,), 1, JobOptions(story=True), Origin(), JobState.DELIVERING, 0.0, 0.0)
+    file = JobFile(1, 2, "a.jpg", "a.jpg", 1, "00", MediaKind.PHOTO, FileState.COMPLETE, source_url=link,
+                   uploader=uploader)
+    story = caption_for(job, file).story
+    assert story is not None and story.owner == owner and story.position == 3

@@ -13,9 +13,11 @@ import contextlib
 import logging
 import math
 import mimetypes
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import attrs
 import trio
@@ -405,9 +407,22 @@ def caption_for(job: Job, file: JobFile, note: str = "") -> Caption:
         story = StoryLine(label.owner, label.posted_at or file.posted_at, label.position, label.total,
                           label.highlight)
         return Caption(title=file.title, source_url=label.link or source, note=note, story=story)
-    # Listed by the download tool itself (Instagram via gallery-dl): its metadata, and the order it gave.
-    story = StoryLine(file.uploader or "?", file.posted_at, file.index + 1)
+    # Listed by the download tool itself (Instagram via gallery-dl): its metadata, and the order it gave. The total
+    # is unknown while the files still arrive.
+    owner = file.uploader or _account_in(job.urls[0]) or "?"
+    story = StoryLine(owner, file.posted_at, file.index + 1)
     return Caption(title=file.title, source_url=source, note=note, story=story)
+
+
+_ACCOUNT = re.compile(r"@?([A-Za-z0-9._]{1,64})")
+
+
+def _account_in(link: str) -> str | None:
+    """The account a story page belongs to (``instagram.com/stories/<user>/``, ``tiktok.com/@<user>/stories``,
+    ``x.com/<user>/media``), when the tool did not say."""
+    segments = [s for s in urlsplit(link).path.split("/") if s and s != "stories"]
+    match = _ACCOUNT.fullmatch(segments[0]) if segments else None
+    return match.group(1) if match else None
 
 
 def _photo_ok(size: int, width: int, height: int) -> bool:
