@@ -260,3 +260,22 @@ async def test_ctrl_c_before_any_job_is_submitted_exits_130_without_a_traceback(
     assert b"cancelled" in stderr
     assert site.request_count("/photo.jpg") == 0
     assert run_folders(tmp_path) == []
+
+
+def test_progress_bars_show_the_speed_and_time_left_the_tools_report() -> None:
+    from rich.console import Console
+
+    from storyflow.cli._progress import TerminalProgress
+    from storyflow.download import DownloadProgress
+    from storyflow.jobs import Job, JobOptions, JobState, Origin
+
+    console = Console(record=True, width=160, force_terminal=False)
+    bars = TerminalProgress(console)
+    job = Job(7, ("https://example.com/clip.mp4",), 1, JobOptions(), Origin(), JobState.DOWNLOADING, 0.0, 0.0)
+    bars.track(job)
+    # The second file of the job: its bar starts again at 0, the tool's figures stay true.
+    bars(DownloadProgress(7, 1, 1, 1, "clip.mp4", 2_500_000, 10_000_000, 1_250_000.0, 6.0))
+    console.print(bars.progress.get_renderable())
+    shown = console.export_text()
+    assert "#7 https://example.com/clip.mp4" in shown
+    assert "2.5/10.0 MB" in shown and "1.2 MB/s" in shown and "0:06" in shown and "file 2 clip.mp4" in shown
