@@ -13,6 +13,7 @@ import trio
 from telethon.tl import types
 from trio_asyncio import aio_as_trio
 
+from storyflow.jobs import JobState
 from storyflow.testing._httpserver import MediaServer
 from storyflow.testing.telegram import LoopbackTelegram, open_client
 
@@ -265,19 +266,29 @@ async def test_flood_waits_on_edits_and_parts_are_survived(bot: BotRig, site: Me
     assert status.text.startswith("✅"), status.text
     posted = bot.media_replies(command)
     assert sorted(m.media.sha256 for m in posted if m.media) == sorted([sha256(media.video), sha256(media.image)])
+    # Every injected wait was really served (and survived), not skipped.
+    assert bot.server.faults.floods_served == {"messages.editMessage": 2, "upload.saveFilePart": 3}
 
 
 async def test_deleted_status_message_does_not_break_the_job(bot: BotRig, site: MediaServer) -> None:
+    from storyflow.download import JobUpdated
+
+    ended: list[JobState] = []
+    finished = trio.Event()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, JobUpdated) and event.job.finished:
+            ended.append(event.job.state)
+            finished.set()
+
+    bot.running.engine.subscribe(on_event)
     command = await bot.type(f".dl {site.url('/slow.mp4')}")
     status = await bot.answer(command, lambda m: m.media is None)
     await aio_as_trio(bot.phone.delete_messages)("me", [status.id])
     with trio.fail_after(60):
         await bot.server.wait_until(lambda: bot.media_replies(command) or None)
-    jobs = await bot.running.store.recent_jobs()
-    while not jobs[0].finished:
-        await trio.sleep(0.05)
-        jobs = await bot.running.store.recent_jobs()
-    assert jobs[0].state.value == "done"
+        await finished.wait()
+    assert ended == [JobState.DONE]
 
 
 async def test_bad_arguments_get_a_specific_hint(bot: BotRig) -> None:

@@ -65,6 +65,7 @@ class FaultPlan:
     downstream: Throttle = attrs.field(factory=Throttle)
     _floods: dict[str, list[_FloodRule]] = attrs.field(factory=dict)
     _refusals: dict[str, list[_Refusal]] = attrs.field(factory=dict)
+    floods_served: dict[str, int] = attrs.field(factory=dict)  # by method: how many injected flood waits went out
     _lost_answers: dict[str, list[int]] = attrs.field(factory=dict)  # method -> [calls to let through, to lose]
     _drop_after_requests: float = math.inf
     _drop_after_bytes: float = math.inf
@@ -83,6 +84,7 @@ class FaultPlan:
         if rule.remaining <= 0:
             rules.pop(0)
         prefix = "FLOOD_PREMIUM_WAIT" if rule.premium else "FLOOD_WAIT"
+        self.floods_served[method] = self.floods_served.get(method, 0) + 1
         raise RpcFailure(420, f"{prefix}_{rule.seconds}")
 
     def lose_answers(self, method: str | type, count: int, *, after: int) -> None:
