@@ -161,6 +161,35 @@ async def test_status_message_moves_through_the_states(bot: BotRig, site: MediaS
     assert seen[-1].startswith("✅") and "sent 1 file" in seen[-1]
 
 
+async def test_a_status_message_shows_queued_then_uploading(
+    telegram: LoopbackTelegram, tmp_path: Path, site: MediaServer
+) -> None:
+    site.add_generated("/big.bin", 3_000_000, content_type="application/octet-stream")
+    config = userbot_config(tmp_path, telegram, download={"max_concurrent": 1},
+                            telegram={"stream_uploads": False})
+    async with running_userbot(telegram, config) as bot:
+        blocker = await bot.type(f".dl {site.url('/hang.mp4')}")
+        blocker_status = await bot.answer(blocker, lambda m: m.media is None)
+        await site.wait_for_request("/hang.mp4")
+        command = await bot.type(f".dl {site.url('/big.bin')}")
+        waiting = await bot.answer(command, lambda m: m.media is None and "queued" in m.text)
+        assert "position 1" in waiting.text, waiting.text  # first in line behind the running download
+        telegram.set_bandwidth(500_000)  # the upload takes seconds: the status shows it
+        await aio_as_trio(bot.phone.send_message)("me", ".cancel", reply_to=blocker_status.id)
+        seen: list[str] = []
+        with trio.fail_after(60):
+            while True:
+                shown = telegram.message(waiting.id).text
+                if not seen or seen[-1] != shown:
+                    seen.append(shown)
+                if shown.startswith(("✅", "❌")):
+                    break
+                await telegram.wait_until(lambda shown=shown: telegram.message(waiting.id).text != shown or None)
+        telegram.set_bandwidth(None)
+        assert (await bot.final_status(blocker)).text.startswith("🚫")
+    assert seen[-1].startswith("✅") and any("uploading" in text and "%" in text for text in seen), seen
+
+
 async def test_repeat_url_is_answered_from_telegrams_copy(bot: BotRig, site: MediaServer, media: MediaFiles) -> None:
     first = await bot.type(f".dl {site.url('/clip.mp4')}")
     await bot.final_status(first)
