@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import attrs
 import trio
@@ -36,6 +37,20 @@ class _FloodRule:
 class _Refusal:
     error: str
     remaining: int
+
+
+_Rule = TypeVar("_Rule", _FloodRule, _Refusal)
+
+
+def _use_first(rules: list[_Rule] | None) -> _Rule | None:
+    """The first of a queue of injected faults, used once more (and gone once used up); None if there is none."""
+    if not rules:
+        return None
+    rule = rules[0]
+    rule.remaining -= 1
+    if rule.remaining <= 0:
+        rules.pop(0)
+    return rule
 
 
 @attrs.define(eq=False)
@@ -76,13 +91,9 @@ class FaultPlan:
         self._floods.setdefault(normalize_method_name(method), []).append(rule)
 
     def check_flood(self, method: str) -> None:
-        rules = self._floods.get(method)
-        if not rules:
+        rule = _use_first(self._floods.get(method))
+        if rule is None:
             return
-        rule = rules[0]
-        rule.remaining -= 1
-        if rule.remaining <= 0:
-            rules.pop(0)
         prefix = "FLOOD_PREMIUM_WAIT" if rule.premium else "FLOOD_WAIT"
         self.floods_served[method] = self.floods_served.get(method, 0) + 1
         raise RpcFailure(420, f"{prefix}_{rule.seconds}")
@@ -107,14 +118,9 @@ class FaultPlan:
 
     def check_media(self, kind: str) -> None:
         """Raise the refusal injected for newly uploaded media of this kind ("photo", "video"), if any."""
-        refusals = self._refusals.get(kind)
-        if not refusals:
-            return
-        refusal = refusals[0]
-        refusal.remaining -= 1
-        if refusal.remaining <= 0:
-            refusals.pop(0)
-        raise RpcFailure(400, refusal.error)
+        refusal = _use_first(self._refusals.get(kind))
+        if refusal is not None:
+            raise RpcFailure(400, refusal.error)
 
     def drop_after(self, *, requests: int | None, bytes: int | None) -> None:
         self._drop_after_requests = math.inf if requests is None else requests
