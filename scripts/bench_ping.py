@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import signal
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ from telethon import TelegramClient, events
 from telethon.sessions import StringSession
 
 from storyflow.testing._media import make_padded_video
-from storyflow.testing._processes import start_media_process, start_telegram_process
+from storyflow.testing._processes import start_media_process, start_telegram_process, storyflow_env
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -97,8 +96,7 @@ async def main(count: int, jobs: int) -> None:
                 f"[download]\nallow_private_addresses = true\nmax_concurrent = 3\nmax_jobs_per_owner = {jobs + 5}\n"
                 f'[telegram]\napi_id = 1\napi_hash = "loopback-hash"\nsession_string = "{telegram.sessions["owner"]}"\n'
             )
-            env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
-            env["STORYFLOW_CONFIG"] = str(config)
+            env = storyflow_env(config)
             userbot: trio.Process = await nursery.start(partial(
                 trio.run_process, [sys.executable, "-m", "storyflow", "run"], env=env, check=False,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -19,7 +19,6 @@ phone (this process), as a user types it (videos are probed and get thumbnails).
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from storyflow.download import open_engine, route
 from storyflow.jobs import JobState, open_store
 from storyflow.testing._engine import MarkDelivered, run_jobs
 from storyflow.testing._media import make_padded_video
-from storyflow.testing._processes import start_media_process, start_telegram_process
+from storyflow.testing._processes import start_media_process, start_telegram_process, storyflow_env
 
 
 def config_text(work: Path, session: str, *, streaming: bool, items: int) -> str:
@@ -52,8 +51,7 @@ def config_text(work: Path, session: str, *, streaming: bool, items: int) -> str
 
 
 def env_for(config: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
-    env["STORYFLOW_CONFIG"] = str(config)
+    env = storyflow_env(config)
     return env
 
 

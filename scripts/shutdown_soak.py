@@ -31,7 +31,7 @@ from telethon import TelegramClient, events
 from telethon.sessions import StringSession
 
 from storyflow.testing._media import make_padded_video
-from storyflow.testing._processes import start_media_process, start_telegram_process
+from storyflow.testing._processes import start_media_process, start_telegram_process, storyflow_env
 
 EXIT_GOAL_SECONDS = 5.0
 
@@ -121,8 +121,7 @@ async def main(rounds: int, jobs: int) -> int:
                 f"[download]\nallow_private_addresses = true\nmax_jobs_per_owner = {jobs + 5}\n"
                 f'[telegram]\napi_id = 1\napi_hash = "loopback-hash"\nsession_string = "{session}"\n'
             )
-            env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
-            env["STORYFLOW_CONFIG"] = str(config)
+            env = storyflow_env(config)
             database = work / "data" / "storyflow.sqlite3"
             async with trio_asyncio.open_loop():
                 TelegramClient._config = None

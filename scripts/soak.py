@@ -46,7 +46,7 @@ from telethon import TelegramClient, events
 from telethon.sessions import StringSession
 
 from storyflow.testing._media import make_image, make_padded_video, make_video, sha256_file, video_page_html
-from storyflow.testing._processes import start_media_process, start_telegram_process
+from storyflow.testing._processes import start_media_process, start_telegram_process, storyflow_env
 
 FINAL_MARKS = ("✅", "❌", "🚫")
 EXPECTED_MARK = {"photo": "✅", "video": "✅", "multi": "✅", "page": "✅", "missing": "❌", "cancel": "🚫"}
@@ -559,9 +559,8 @@ async def soak(work: Path, arguments: argparse.Namespace, results: list[JobResul
         plans = await trio.to_thread.run_sync(plan_jobs, kinds, library, served, base_url, rng)
         config = work / "storyflow.toml"
         config.write_text(config_text(data_dir, telegram.sessions["owner"], arguments.in_flight))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
         # Its own TMPDIR, so whatever it (or a tool) leaves in the temporary directory is counted.
-        env.update(STORYFLOW_CONFIG=str(config), TMPDIR=str(tmp_dir))
+        env = storyflow_env(config, TMPDIR=str(tmp_dir))
         async with await trio.open_file(log_path, "wb") as log:
             userbot: trio.Process = await nursery.start(partial(
                 trio.run_process, [sys.executable, "-m", "storyflow", "run"], env=env, check=False,

@@ -17,15 +17,15 @@ import pytest
 import trio
 
 from storyflow.testing._httpserver import MediaServer
+from storyflow.testing._processes import storyflow_env
 
 from .conftest import MediaFiles, alive, descendants
 
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
     config = tmp_path / "storyflow.toml"
     config.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[download]\nallow_private_addresses = true\n')
-    env.update(STORYFLOW_CONFIG=str(config), COLUMNS="200", **extra)
+    env = storyflow_env(config, COLUMNS="200", **extra)
     return env
 
 

@@ -18,6 +18,7 @@ import trio
 from trio_asyncio import aio_as_trio
 
 from storyflow.testing._httpserver import MediaServer, generated_sha256
+from storyflow.testing._processes import storyflow_env
 from storyflow.testing.telegram import LoopbackTelegram, open_client
 
 from .conftest import MediaFiles, child_pids, running_userbot, userbot_config
@@ -124,8 +125,7 @@ def run_config(tmp_path: Path, telegram: LoopbackTelegram) -> Path:
 
 @asynccontextmanager
 async def storyflow_run(config: Path, log: Path) -> AsyncIterator[trio.Process]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
-    env["STORYFLOW_CONFIG"] = str(config)
+    env = storyflow_env(config)
     async with trio.open_nursery() as nursery:
         with log.open("ab") as output:
             process: trio.Process = await nursery.start(partial(

@@ -3,7 +3,6 @@ Telegram, the answers typed on its standard input."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import stat
@@ -17,6 +16,7 @@ import pytest
 import trio
 from telethon.sessions import StringSession
 
+from storyflow.testing._processes import storyflow_env
 from storyflow.testing.telegram import LoopbackTelegram
 from storyflow.testing.telegram._render import DC_ID
 
@@ -41,8 +41,7 @@ def login_env(tmp_path: Path, server: LoopbackTelegram) -> dict[str, str]:
         f'[telegram]\napi_id = 1\napi_hash = "loopback-hash"\ndc_address = "127.0.0.1:{server.port}"\n'
         f"dc_id = {DC_ID}\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
-    env.update(STORYFLOW_CONFIG=str(config), LOOPBACK_TELEGRAM_RSA_KEY=server.rsa_public_key_line)
+    env = storyflow_env(config, LOOPBACK_TELEGRAM_RSA_KEY=server.rsa_public_key_line)
     return env
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -16,6 +15,7 @@ import trio
 from trio_asyncio import aio_as_trio
 
 from storyflow.testing._httpserver import MediaServer
+from storyflow.testing._processes import storyflow_env
 from storyflow.testing.telegram import LoopbackTelegram, open_client
 
 from .conftest import MediaFiles, alive, descendants
@@ -34,8 +34,7 @@ def write_config(tmp_path: Path, server: LoopbackTelegram) -> Path:
 
 
 def run_env(config: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
-    env["STORYFLOW_CONFIG"] = str(config)
+    env = storyflow_env(config)
     return env
 
 

@@ -4,7 +4,6 @@ the session and cookie files that exist to hold them)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import trio
 from trio_asyncio import aio_as_trio
 
 from storyflow.testing._httpserver import MediaServer
+from storyflow.testing._processes import storyflow_env
 from storyflow.testing.telegram import LoopbackTelegram, open_client
 
 from .test_cookies_chat import CSRF_VALUE, SESSION_VALUE, cookies_txt
@@ -42,8 +42,7 @@ async def test_secrets_appear_in_no_log_chat_error_or_file(
         f'[paths]\ndata_dir = "{data}"\n[download]\nallow_private_addresses = true\n'
         f'[telegram]\napi_id = 1\napi_hash = "{API_HASH}"\nsession_string = "{session}"\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYFLOW_")}
-    env["STORYFLOW_CONFIG"] = str(config)
+    env = storyflow_env(config)
     log = tmp_path / "run.log"
     cookie_file = tmp_path / "cookies.txt"
     cookie_file.write_bytes(cookies_txt())

@@ -3,6 +3,7 @@ being measured). Trio-flavoured; each returns once the server is listening."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,14 @@ from pathlib import Path
 
 import attrs
 import trio
+
+
+def storyflow_env(config: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `storyflow` process run by a test or a benchmark: this one's, without STORYFLOW_*
+    variables (a developer's own settings must not leak in), reading ``config``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("STORYFLOW_")}
+    env.update(STORYFLOW_CONFIG=str(config), **extra)
+    return env
 
 
 @attrs.frozen
