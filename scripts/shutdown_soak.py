@@ -31,7 +31,7 @@ from telethon import TelegramClient, events
 from telethon.sessions import StringSession
 
 from storyflow.testing._media import make_padded_video
-from storyflow.testing._processes import start_media_process, start_telegram_process, storyflow_env
+from storyflow.testing._processes import alive, descendants, start_media_process, start_telegram_process, storyflow_env
 
 EXIT_GOAL_SECONDS = 5.0
 
@@ -39,30 +39,6 @@ EXIT_GOAL_SECONDS = 5.0
 def job_states(database: Path) -> dict[int, str]:
     with sqlite3.connect(database) as db:
         return dict(db.execute("SELECT id, state FROM jobs ORDER BY id").fetchall())
-
-
-def descendants(root: int) -> set[int]:
-    table: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if fields[0] != "Z":
-                table[int(entry.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {pid for pid, parent in table.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    return {pid for pid in pids if Path(f"/proc/{pid}").exists() and
-            Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"}
 
 
 async def until_tools_run(pid: int) -> None:

@@ -20,6 +20,9 @@ from storyflow.download import DeliveryHandle, Engine, EngineEvent, open_engine
 from storyflow.jobs import JobFile, JobStore, open_store
 from storyflow.testing._httpserver import MediaServer, open_media_server
 from storyflow.testing._media import make_audio, make_image, make_video, video_page_html
+from storyflow.testing._processes import alive as alive
+from storyflow.testing._processes import descendants as descendants
+from storyflow.testing._processes import live_processes
 from storyflow.testing.telegram import LoopbackTelegram, MessageRecord, open_client, open_loopback_telegram
 
 # No test may touch the user's real config or data.
@@ -127,45 +130,14 @@ async def rig(store: JobStore, jobs_dir: Path) -> AsyncIterator[EngineRig]:
         yield EngineRig(engine, delivery, events, jobs_dir)
 
 
-def _live_processes() -> dict[int, tuple[int, int]]:
-    """{pid: (parent pid, process group)} of every live (non-zombie) process."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z":
-            found[int(entry.name)] = (int(fields[1]), int(fields[2]))
-    return found
-
-
 def child_pids() -> set[int]:
     """Live processes whose parent is this test process."""
     me = os.getpid()
-    return {pid for pid, (parent, _) in _live_processes().items() if parent == me}
+    return {pid for pid, (parent, _) in live_processes().items() if parent == me}
 
 
 def processes_in_group(pgid: int) -> set[int]:
-    return {pid for pid, (_, group) in _live_processes().items() if group == pgid}
-
-
-def descendants(root: int) -> set[int]:
-    """Every live process below ``root`` (children, grandchildren, …)."""
-    table = _live_processes()
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {pid for pid, (parent, _) in table.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    return pids & set(_live_processes())
+    return {pid for pid, (_, group) in live_processes().items() if group == pgid}
 
 
 # -- the userbot against the loopback Telegram --------------------------------------------------------------

@@ -22,6 +22,38 @@ def storyflow_env(config: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def live_processes() -> dict[int, tuple[int, int]]:
+    """{pid: (parent pid, process group)} of every live (non-zombie) process, read from /proc (blocking, quick)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone between listing and reading
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z":
+            found[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return found
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (children, grandchildren, …)."""
+    table = live_processes()
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, (parent, _) in table.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Which of ``pids`` still run (zombies do not count)."""
+    return pids & set(live_processes())
+
+
 @attrs.frozen
 class TelegramProcess:
     process: trio.Process
